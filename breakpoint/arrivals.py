@@ -1,0 +1,105 @@
+"""Open-model arrivals: a seeded Poisson schedule handed to a pool of ready users.
+
+The controller sets the total arrival rate for the current step; one greenlet draws the arrival
+times (exponential gaps) and, for each, the segment by traffic share, and puts a ticket carrying
+its *intended* start time in that segment's queue at that time. A user takes the next ticket of
+its segment and its first request is timed from the intended start, so a slow server or a busy
+pool cannot hide the tail (coordinated omission, as in wrk2). How late the scheduler itself put
+tickets out is the generator's schedule lag, a health signal.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import gevent
+from gevent.queue import Queue
+
+
+@dataclass(frozen=True)
+class Ticket:
+    segment: str
+    intended: float          # epoch seconds at which this arrival should start
+    step: int                # the step whose schedule produced it
+
+
+class ArrivalScheduler:
+    """Draws Poisson arrivals at the current rate and queues them per segment."""
+
+    def __init__(
+        self,
+        shares: Mapping[str, float],
+        *,
+        seed: int,
+        on_issue: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self._on_issue = on_issue
+        self._names = list(shares)
+        total = sum(shares.values())
+        cumulative, acc = [], 0.0
+        for name in self._names:
+            acc += shares[name] / total
+            cumulative.append(acc)
+        self._cumulative = cumulative
+        self._rng = random.Random(seed)
+        self.queues: dict[str, Queue[Ticket]] = {name: Queue() for name in self._names}
+        self._rate = 0.0
+        self._step = -1
+        self._greenlet: gevent.Greenlet | None = None
+        self.schedule_lag_s: list[float] = []   # drained by the recorder once per second
+        self.issued: dict[str, int] = dict.fromkeys(self._names, 0)
+
+    def set_rate(self, rate_per_s: float, step: int) -> None:
+        """Change the total arrival rate; takes effect from the next arrival."""
+        self._rate = max(0.0, rate_per_s)
+        self._step = step
+        if self._greenlet is None and self._rate > 0:
+            self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        self._rate = 0.0
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+
+    def backlog(self, segment: str) -> int:
+        return self.queues[segment].qsize()
+
+    def drop_backlog(self) -> dict[str, int]:
+        """Empty the queues (at the end of the run); returns how many tickets were left."""
+        left = {}
+        for name, queue in self.queues.items():
+            left[name] = queue.qsize()
+            while not queue.empty():
+                queue.get_nowait()
+        return left
+
+    def _pick(self) -> str:
+        u = self._rng.random()
+        for name, edge in zip(self._names, self._cumulative, strict=True):
+            if u < edge:
+                return name
+        return self._names[-1]
+
+    def _run(self) -> None:
+        next_at = time.time()
+        while True:
+            rate = self._rate
+            if rate <= 0:
+                gevent.sleep(0.05)
+                next_at = time.time()
+                continue
+            next_at += self._rng.expovariate(rate)
+            delay = next_at - time.time()
+            if delay > 0:
+                gevent.sleep(delay)
+            lag = time.time() - next_at
+            self.schedule_lag_s.append(max(0.0, lag))
+            segment = self._pick()
+            self.issued[segment] += 1
+            if self._on_issue is not None:
+                self._on_issue(segment, next_at)
+            self.queues[segment].put(Ticket(segment, next_at, self._step))

@@ -1,0 +1,87 @@
+"""The breaking-point definition applied to one segment in one step.
+
+A segment fails a step when, in steady state, its p95 experienced latency exceeds its SLO, its
+error rate exceeds its SLO, or the system is saturated (completed / offered below 0.97, or
+latency still trending up within the step). A step where the generator was the bottleneck is
+not trusted: it neither passes nor fails. Pure: numbers in, verdicts out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from scipy import stats
+
+from .profiles import Slo
+from .results import SegmentStep, StepResult
+
+SATURATION_RATIO = 0.97
+# A trend inside a step only counts as saturation when it is both significant and large:
+# the last third of the step's per-second mean latency at least this much above the first third.
+TREND_MIN_GROWTH = 1.5
+TREND_P_VALUE = 0.01
+MIN_REQUESTS = 20  # fewer measured requests than this: the step says nothing about the segment
+
+
+@dataclass(frozen=True)
+class SegmentVerdict:
+    """Did the segment hold at this step, and if not, which criterion broke first."""
+
+    passed: bool | None                 # None: not trusted (generator-bound or too few samples)
+    criterion: str | None = None        # "latency", "errors" or "saturation" when failed
+    reason: str = ""
+
+
+def latency_trend(mean_ms: Sequence[float | None]) -> tuple[float, float]:
+    """(growth, p-value): last-third over first-third mean, and Kendall's tau test for a rise."""
+    values = [v for v in mean_ms if v is not None and math.isfinite(v)]
+    if len(values) < 6:
+        return 1.0, 1.0
+    third = len(values) // 3
+    head = sum(values[:third]) / third
+    tail = sum(values[-third:]) / third
+    growth = tail / head if head > 0 else 1.0
+    result = stats.kendalltau(range(len(values)), values, alternative="greater")
+    p = float(result.pvalue) if math.isfinite(result.pvalue) else 1.0
+    return growth, p
+
+
+def is_saturated(seg: SegmentStep) -> tuple[bool, str]:
+    ratio = seg.completion_ratio
+    if ratio is not None and ratio < SATURATION_RATIO:
+        return True, f"completed/offered {ratio:.2f} < {SATURATION_RATIO}"
+    growth, p = latency_trend(seg.series.mean_ms)
+    if growth >= TREND_MIN_GROWTH and p < TREND_P_VALUE:
+        return True, f"latency still rising within the step (x{growth:.1f}, p={p:.1g})"
+    return False, ""
+
+
+def judge(seg: SegmentStep, slo: Slo, *, generator_bound: bool = False) -> SegmentVerdict:
+    """Apply the breaking-point definition to one segment's measurements at one step."""
+    if generator_bound:
+        return SegmentVerdict(None, reason="generator was the bottleneck")
+    total = seg.requests + seg.unfinished
+    if total < MIN_REQUESTS:
+        return SegmentVerdict(None, reason=f"only {total} requests measured")
+    if seg.error_rate > slo.error_rate:
+        return SegmentVerdict(
+            False, "errors", f"error rate {seg.error_rate:.1%} > SLO {slo.error_rate:.1%}"
+        )
+    if seg.p95_ms is not None and seg.p95_ms > slo.p95_ms:
+        return SegmentVerdict(
+            False, "latency", f"p95 {seg.p95_ms:.0f} ms > SLO {slo.p95_ms:.0f} ms"
+        )
+    saturated, why = is_saturated(seg)
+    if saturated:
+        return SegmentVerdict(False, "saturation", why)
+    return SegmentVerdict(True)
+
+
+def judge_step(step: StepResult, slos: Mapping[str, Slo]) -> dict[str, SegmentVerdict]:
+    return {
+        name: judge(seg, slos[name], generator_bound=step.generator.bound)
+        for name, seg in step.segments.items()
+        if name in slos
+    }

@@ -1,0 +1,290 @@
+"""Measured results as plain data: one record per step per segment, and a whole run.
+
+These are the objects that flow from the recorder to the store and from the store to the
+analysis, the report and the comparison. Pure: no locust, no file I/O. Latency histograms travel
+as HdrHistogram's compressed base64 encoding (microseconds) so runs can be re-analysed exactly
+and distributed workers can be merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+# Stored-format version of a step record and of run.json; bump with a note when fields change.
+# 1: first version.
+RECORD_SCHEMA = 1
+
+# Latencies are recorded in microseconds from 1 us to 1 hour with 3 significant digits.
+HIST_LOWEST_US = 1
+HIST_HIGHEST_US = 3_600_000_000
+HIST_DIGITS = 3
+
+ERROR_KINDS = ("timeout", "connection", "http_4xx", "http_5xx", "blocked", "other")
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(HIST_LOWEST_US, HIST_HIGHEST_US, HIST_DIGITS)
+
+
+def encode_histogram(hist: HdrHistogram) -> str:
+    return hist.encode().decode("ascii") if hist.get_total_count() else ""
+
+
+def decode_histogram(encoded: str) -> HdrHistogram:
+    if not encoded:
+        return new_histogram()
+    hist = HdrHistogram.decode(encoded.encode("ascii"))
+    # decode() returns a histogram with the encoder's range; rebuild with ours so adds always fit.
+    merged = new_histogram()
+    merged.add(hist)
+    return merged
+
+
+def merge_encoded(encoded: Iterable[str]) -> HdrHistogram:
+    total = new_histogram()
+    for item in encoded:
+        if item:
+            total.add(HdrHistogram.decode(item.encode("ascii")))
+    return total
+
+
+_INDEX_VALUES: dict[int, Any] = {}
+
+
+def _index_values(hist: HdrHistogram) -> Any:
+    """Mid-point value of every counts-array index (cached per histogram layout)."""
+    import numpy as np
+
+    key = hist.counts_len
+    values = _INDEX_VALUES.get(key)
+    if values is None:
+        values = np.array(
+            [hist._hdr_median_equiv_value(hist.get_value_from_index(i))  # noqa: SLF001
+             for i in range(hist.counts_len)],
+            dtype=np.float64,
+        )
+        _INDEX_VALUES[key] = values
+    return values
+
+
+def mean_us(hist: HdrHistogram) -> float:
+    """Mean of the recorded values (hdrh's own get_mean_value walks every value: too slow)."""
+    import numpy as np
+
+    total = hist.get_total_count()
+    if not total:
+        return 0.0
+    counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len].astype(np.float64)
+    return float(counts @ _index_values(hist) / total)
+
+
+def percentiles_ms(hist: HdrHistogram) -> dict[str, float | None]:
+    """p50/p90/p95/p99/max/mean in milliseconds; None when there are no samples."""
+    if hist.get_total_count() == 0:
+        return {k: None for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms")}
+    # One pass over the counts for all percentiles (get_value_at_percentile walks them each time).
+    at = hist.get_percentile_to_value_dict([50, 90, 95, 99])
+    return {
+        "p50_ms": at[50] / 1000.0,
+        "p90_ms": at[90] / 1000.0,
+        "p95_ms": at[95] / 1000.0,
+        "p99_ms": at[99] / 1000.0,
+        "max_ms": hist.get_highest_equivalent_value(hist.get_max_value()) / 1000.0,
+        "mean_ms": mean_us(hist) / 1000.0,
+    }
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    """One endpoint of one segment in one step."""
+
+    requests: int
+    errors: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    histogram: str = ""
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests, "errors": self.errors, "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms, "p99_ms": self.p99_ms, "histogram": self.histogram,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EndpointStats:
+        return cls(
+            requests=int(d["requests"]), errors=int(d["errors"]), p50_ms=d.get("p50_ms"),
+            p95_ms=d.get("p95_ms"), p99_ms=d.get("p99_ms"), histogram=d.get("histogram", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Series:
+    """Per-second series over the measured window of a step (index 0 = first measured second)."""
+
+    completed: tuple[int, ...] = ()
+    errors: tuple[int, ...] = ()
+    mean_ms: tuple[float | None, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"completed": list(self.completed), "errors": list(self.errors),
+                "mean_ms": list(self.mean_ms)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Series:
+        return cls(tuple(d.get("completed", ())), tuple(d.get("errors", ())),
+                   tuple(d.get("mean_ms", ())))
+
+
+@dataclass(frozen=True)
+class SegmentStep:
+    """What one segment experienced during the measured part of one step."""
+
+    segment: str
+    requests: int                      # completed requests (errors included) in the window
+    errors: Mapping[str, int]          # error kind -> count (kinds in ERROR_KINDS)
+    offered_rps: float                 # arrivals scheduled (open) or requests attempted (closed)
+    completed_rps: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    mean_ms: float | None
+    histogram: str = ""                # experienced latency, microseconds, encoded
+    parts_ms: Mapping[str, float] = field(default_factory=dict)  # mean network/server/device
+    endpoints: Mapping[str, EndpointStats] = field(default_factory=dict)
+    series: Series = field(default_factory=Series)
+    unfinished: int = 0                # requests still in flight when the step closed
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def error_rate(self) -> float:
+        total = self.requests + self.unfinished
+        return (self.error_count + self.unfinished) / total if total else 0.0
+
+    @property
+    def completion_ratio(self) -> float | None:
+        """completed / offered; None when nothing was offered."""
+        return self.completed_rps / self.offered_rps if self.offered_rps > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "segment": self.segment, "requests": self.requests, "errors": dict(self.errors),
+            "offered_rps": self.offered_rps, "completed_rps": self.completed_rps,
+            "p50_ms": self.p50_ms, "p90_ms": self.p90_ms, "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms, "max_ms": self.max_ms, "mean_ms": self.mean_ms,
+            "error_rate": self.error_rate, "unfinished": self.unfinished,
+            "histogram": self.histogram, "parts_ms": dict(self.parts_ms),
+            "endpoints": {k: v.to_dict() for k, v in self.endpoints.items()},
+            "series": self.series.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SegmentStep:
+        return cls(
+            segment=d["segment"], requests=int(d["requests"]),
+            errors={str(k): int(v) for k, v in d.get("errors", {}).items()},
+            offered_rps=float(d["offered_rps"]), completed_rps=float(d["completed_rps"]),
+            p50_ms=d.get("p50_ms"), p90_ms=d.get("p90_ms"), p95_ms=d.get("p95_ms"),
+            p99_ms=d.get("p99_ms"), max_ms=d.get("max_ms"), mean_ms=d.get("mean_ms"),
+            histogram=d.get("histogram", ""),
+            parts_ms={str(k): float(v) for k, v in d.get("parts_ms", {}).items()},
+            endpoints={k: EndpointStats.from_dict(v) for k, v in d.get("endpoints", {}).items()},
+            series=Series.from_dict(d.get("series", {})),
+            unfinished=int(d.get("unfinished", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class GeneratorHealth:
+    """How the load generator itself fared during a step."""
+
+    cpu_pct_max: float = 0.0           # highest per-second CPU of any generator process
+    cpu_pct_mean: float = 0.0
+    loop_lag_p99_ms: float = 0.0       # event-loop (gevent hub) wake-up lateness
+    schedule_lag_p99_ms: float = 0.0   # how late arrivals were picked up (open model)
+    bound: bool = False                # the generator, not the target, was the bottleneck
+    reasons: tuple[str, ...] = ()
+    workers: int = 1
+    workers_lost: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cpu_pct_max": self.cpu_pct_max, "cpu_pct_mean": self.cpu_pct_mean,
+            "loop_lag_p99_ms": self.loop_lag_p99_ms,
+            "schedule_lag_p99_ms": self.schedule_lag_p99_ms, "bound": self.bound,
+            "reasons": list(self.reasons), "workers": self.workers,
+            "workers_lost": self.workers_lost,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GeneratorHealth:
+        return cls(
+            cpu_pct_max=float(d.get("cpu_pct_max", 0)), cpu_pct_mean=float(d.get("cpu_pct_mean", 0)),
+            loop_lag_p99_ms=float(d.get("loop_lag_p99_ms", 0)),
+            schedule_lag_p99_ms=float(d.get("schedule_lag_p99_ms", 0)),
+            bound=bool(d.get("bound", False)), reasons=tuple(d.get("reasons", ())),
+            workers=int(d.get("workers", 1)), workers_lost=int(d.get("workers_lost", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One load level held steady: its settings and what every segment experienced."""
+
+    index: int                         # 0-based order in which steps ran
+    multiplier: float
+    load: float                        # offered arrival rate (open, req/s) or users (closed)
+    phase: str                         # "ramp", "beyond", "refine" or "repeat"
+    started_at: float                  # epoch seconds of the step's start
+    warmup_s: float
+    measured_s: float                  # length of the measured window actually held
+    segments: Mapping[str, SegmentStep]
+    generator: GeneratorHealth = field(default_factory=GeneratorHealth)
+    partial: bool = False              # the run stopped during this step
+
+    def records(self) -> list[dict[str, Any]]:
+        """One stored record per segment (the step's own fields repeated in each)."""
+        head = {
+            "schema": RECORD_SCHEMA, "kind": "segment_step", "step": self.index,
+            "multiplier": self.multiplier, "load": self.load, "phase": self.phase,
+            "started_at": self.started_at, "warmup_s": self.warmup_s,
+            "measured_s": self.measured_s, "partial": self.partial,
+            "generator": self.generator.to_dict(),
+        }
+        return [{**head, **seg.to_dict()} for seg in self.segments.values()]
+
+    @classmethod
+    def from_records(cls, records: list[Mapping[str, Any]]) -> StepResult:
+        first = records[0]
+        return cls(
+            index=int(first["step"]), multiplier=float(first["multiplier"]),
+            load=float(first["load"]), phase=str(first.get("phase", "ramp")),
+            started_at=float(first["started_at"]), warmup_s=float(first["warmup_s"]),
+            measured_s=float(first["measured_s"]),
+            segments={r["segment"]: SegmentStep.from_dict(r) for r in records},
+            generator=GeneratorHealth.from_dict(first.get("generator", {})),
+            partial=bool(first.get("partial", False)),
+        )
+
+
+def group_records(records: Iterable[Mapping[str, Any]]) -> list[StepResult]:
+    """Rebuild steps from stored records (in step order), ignoring records of other kinds."""
+    by_step: dict[int, list[Mapping[str, Any]]] = {}
+    for rec in records:
+        if rec.get("kind") == "segment_step":
+            by_step.setdefault(int(rec["step"]), []).append(rec)
+    return [StepResult.from_records(by_step[i]) for i in sorted(by_step)]

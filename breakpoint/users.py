@@ -1,0 +1,178 @@
+"""Wrap a scenario's Locust user classes once per segment (device/network profile).
+
+The user's locustfile runs unchanged: each of its user classes is subclassed per profile. The
+subclass tags every request with its segment (through `User.context()`), installs the profile's
+network and device emulation on its client, and, in the open model, replaces the wait between
+iterations with "take the next arrival ticket of my segment", so iterations start when the
+arrival schedule says, not when the user happens to be free.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from locust import User
+
+from .arrivals import ArrivalScheduler, Ticket
+from .profiles import Profile
+
+
+class IterationHooks:
+    """Where wrapped users report iteration starts and ends (the recorder implements it)."""
+
+    def iteration_offered(self, segment: str, start: float) -> None:
+        """An iteration was due to start at `start` (an arrival, or a closed user's next turn)."""
+
+    def iteration_finished(self, segment: str, start: float) -> None:
+        """The iteration that was due at `start` has finished."""
+
+
+def _class_weight(cls: type[User]) -> float:
+    return float(getattr(cls, "weight", 1) or 1)
+
+
+def wrap_user_classes(
+    scenario_classes: Sequence[type[User]],
+    profiles: Sequence[Profile],
+    shares: Mapping[str, float],
+    *,
+    model: str,
+    hooks: IterationHooks,
+    scheduler: ArrivalScheduler | None,
+    emulate: bool,
+    pool_weights: Mapping[str, float] | None = None,
+    seed: int = 1,
+) -> list[type[User]]:
+    """One subclass per (profile, scenario class), weighted by traffic share x class weight.
+
+    In the open model the weight of a segment's classes is its share of the *pool* of ready
+    users (pool_weights), which depends on how long its users are busy per arrival, not only on
+    its share of arrivals.
+    """
+    class_total = sum(_class_weight(c) for c in scenario_classes)
+    wrapped: list[type[User]] = []
+    counter = iter(range(1_000_000))
+    for profile in profiles:
+        segment_weight = (pool_weights or shares)[profile.name]
+        for cls in scenario_classes:
+            weight = segment_weight * _class_weight(cls) / class_total
+            wrapped.append(
+                _wrap(cls, profile, weight, model=model, hooks=hooks, scheduler=scheduler,
+                      emulate=emulate, seed=seed, counter=counter)
+            )
+    return wrapped
+
+
+def _wrap(
+    cls: type[User],
+    profile: Profile,
+    weight: float,
+    *,
+    model: str,
+    hooks: IterationHooks,
+    scheduler: ArrivalScheduler | None,
+    emulate: bool,
+    seed: int,
+    counter: Any,
+) -> type[User]:
+    segment = profile.name
+    original_wait: Callable[..., float] | None = getattr(cls, "wait_time", None)
+    queue = scheduler.queues[segment] if scheduler is not None else None
+    # Weights are integers for Locust's dispatcher; scale to keep three significant digits.
+    int_weight = max(1, round(weight * 10_000))
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        cls.__init__(self, *args, **kwargs)
+        self._bp_lag_ms = 0.0
+        self._bp_iter_start: float | None = None
+        self._bp_rng = random.Random(seed * 1_000_003 + next(counter))
+        if emulate and getattr(cls, "bp_emulate", True):
+            from .emulate import install
+
+            install(self, profile, rng=self._bp_rng)
+
+    def context(self: Any) -> dict[str, Any]:
+        base = cls.context(self)
+        lag, self._bp_lag_ms = self._bp_lag_ms, 0.0
+        return {**base, "bp_segment": segment, "bp_lag_ms": lag}
+
+    def _finish_iteration(self: Any) -> None:
+        if self._bp_iter_start is not None:
+            hooks.iteration_finished(segment, self._bp_iter_start)
+            self._bp_iter_start = None
+
+    def _take_ticket(self: Any) -> float:
+        """Block until this segment's next arrival; return 0 so the task runs at once."""
+        assert queue is not None
+        ticket: Ticket = queue.get()
+        now = time.time()
+        self._bp_lag_ms = max(0.0, (now - ticket.intended) * 1000.0)
+        self._bp_iter_start = ticket.intended
+        return 0.0
+
+    if model == "open":
+
+        def wait_time(self: Any) -> float:
+            _finish_iteration(self)
+            return _take_ticket(self)
+
+        def on_start(self: Any) -> None:
+            cls.on_start(self)
+            # The first iteration starts on an arrival too, not at spawn time.
+            _take_ticket(self)
+
+    else:
+
+        def wait_time(self: Any) -> float:
+            _finish_iteration(self)
+            pause = original_wait(self) if original_wait is not None else 0.0
+            # Users started together with the same think time fall into lockstep: jitter.
+            pause *= self._bp_rng.uniform(0.9, 1.1)
+            return pause
+
+        def on_start(self: Any) -> None:
+            # Start each user at a random phase of its think time (see DESIGN.md section 12).
+            if original_wait is not None:
+                import gevent
+
+                gevent.sleep(self._bp_rng.uniform(0, max(0.0, original_wait(self))))
+            cls.on_start(self)
+            self._bp_iter_start = time.time()
+            hooks.iteration_offered(segment, self._bp_iter_start)
+
+    def run(self: Any) -> None:
+        try:
+            cls.run(self)
+        finally:
+            _finish_iteration(self)
+
+    def _mark_start(fn: Callable[..., float]) -> Callable[..., float]:
+        # A closed user's next iteration is due when its think time ends. (Open-model
+        # arrivals are counted as offered by the scheduler when it issues them.)
+        def wrapped(self: Any) -> float:
+            pause = fn(self)
+            if model == "closed":
+                self._bp_iter_start = time.time() + pause
+                hooks.iteration_offered(segment, self._bp_iter_start)
+            return pause
+
+        return wrapped
+
+    namespace: dict[str, Any] = {
+        "__init__": __init__,
+        "context": context,
+        "wait_time": _mark_start(wait_time),
+        "on_start": on_start,
+        "run": run,
+        "weight": int_weight,
+        "fixed_count": 0,
+        "abstract": False,
+        "bp_segment": segment,
+        "bp_profile": profile,
+        "__module__": cls.__module__,
+    }
+    name = f"{cls.__name__}@{segment}"
+    return type(name, (cls,), namespace)
