@@ -88,6 +88,7 @@ def execute(
         "target": settings.target_info,
         "emulation": settings.emulate,
         "versions": _versions(),
+        "git_rev": _git_rev(settings.scenario),
     })
     recorder = Recorder(names)
     scheduler = (
@@ -233,6 +234,20 @@ def _sample_schedule_lag(recorder: Recorder, scheduler: ArrivalScheduler) -> Non
         lags, scheduler.schedule_lag_s = scheduler.schedule_lag_s, []
         for lag in lags:
             recorder.health_sample("schedule_lag_ms", lag * 1000.0)
+
+
+def _git_rev(near: Path) -> str | None:
+    """The git revision of the repository holding the scenario, when there is one."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(near.resolve().parent), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def _versions() -> dict[str, str]:

@@ -253,6 +253,7 @@ def _segment_step(name: str, acc: _Acc, measured_s: float, *, count_unfinished: 
             histogram=encode_histogram(hist),
         )
     seconds = int(math.floor(measured_s)) if measured_s > 0 else 0
+    acc.second(seconds - 1)  # quiet trailing seconds are zeros, not missing
     count = acc.sec_count[:seconds] if seconds else acc.sec_count
     mean_ms = [
         (s / c if c else None) for s, c in zip(acc.sec_sum_ms[: len(count)], count, strict=True)

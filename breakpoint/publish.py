@@ -1,0 +1,48 @@
+"""Turn a stored run (complete or partial) into summary.json, summary.md and report.html.
+
+Reads the run folder, analyses it (model.py), and writes the three outputs beside the raw step
+records. Used at the end of `run` and `demo`, and by `breakpoint report RUN_DIR`. Never imports
+locust.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import Plan
+from .errors import StoreError
+from .model import analyse
+from .profiles import profile_from_dict
+from .report.render import render_html
+from .store import load_run, write_json
+from .summary import build_summary, markdown
+
+REPORT_FILE = "report.html"
+SUMMARY_FILE = "summary.json"
+MARKDOWN_FILE = "summary.md"
+
+
+def publish(run_dir: Path, *, comparison: dict[str, Any] | None = None) -> Path:
+    """Analyse the run in `run_dir` and write its outputs; returns the report's path."""
+    stored = load_run(run_dir)
+    info = stored.info
+    try:
+        plan = Plan.from_dict(dict(info["plan"]))
+        profiles = [profile_from_dict(d) for d in info["profiles"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"{run_dir / 'run.json'}: malformed run settings ({exc})") from None
+    analysis = analyse(stored.steps, profiles, plan, seed=plan.seed)
+    summary = build_summary(info, stored.steps, analysis, plan, profiles,
+                            store_warnings=stored.warnings)
+    if comparison is not None:
+        summary["comparison"] = comparison
+    write_json(run_dir / SUMMARY_FILE, summary)
+    (run_dir / MARKDOWN_FILE).write_text(markdown(summary), encoding="utf-8")
+    html = render_html(
+        info=info, summary=summary, steps=stored.steps, analysis=analysis, profiles=profiles,
+        max_multiplier=plan.max_multiplier, comparison=comparison,
+    )
+    report = run_dir / REPORT_FILE
+    report.write_text(html, encoding="utf-8")
+    return report

@@ -1,0 +1,1 @@
+"""The HTML report: charts (plots.py) and the page (render.py, templates/)."""

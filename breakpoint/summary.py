@@ -1,0 +1,148 @@
+"""The machine-readable summary of a run (summary.json) and its Markdown digest for CI logs.
+
+`summary.json` is the interface scripts and CI rely on (DESIGN.md section 11). Its `schema` is
+bumped when a field changes meaning; fields are only ever added. Pure: dicts in, dicts out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .config import Plan
+from .model import Analysis, summary_segments
+from .profiles import Profile
+from .results import StepResult
+
+# 1: first version (contract fields of DESIGN.md section 11, plus fingerprint, warnings, steps'
+#    phase/partial/generator fields and per-segment details).
+SUMMARY_SCHEMA = 1
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fingerprint(info: Mapping[str, Any], plan: Plan, profiles: Sequence[Profile]) -> dict[str, Any]:
+    """What must match for two runs to be comparable.
+
+    The plan's seed and refinement settings do not change what is measured, so they are left
+    out. For the embedded demo target only its capacity settings count (its service time is
+    what a "release" changes); for any other target, its URL.
+    """
+    target = info.get("target") or {}
+    if target.get("kind") == "embedded":
+        target_key = f"embedded workers={target.get('workers')}"
+    else:
+        target_key = str(info.get("host", ""))
+    return {
+        "scenario": str((info.get("scenario") or {}).get("fingerprint", "")),
+        "profiles": _digest(sorted(
+            ({k: v for k, v in p.as_dict().items() if k != "description"} for p in profiles),
+            key=lambda d: d["name"],
+        )),
+        "plan": _digest({k: plan.to_dict()[k] for k in
+                         ("model", "baseline", "max_multiplier", "warmup_s", "hold_s")}),
+        "target": target_key,
+        "model": plan.model,
+        "emulation": bool(info.get("emulation", True)),
+    }
+
+
+def build_summary(
+    info: Mapping[str, Any],
+    steps: Sequence[StepResult],
+    analysis: Analysis,
+    plan: Plan,
+    profiles: Sequence[Profile],
+    *,
+    store_warnings: Sequence[str] = (),
+) -> dict[str, Any]:
+    warnings = [
+        {"kind": w.kind, "message": w.message, "segment": w.segment, "step": w.step}
+        for w in analysis.warnings
+    ] + [{"kind": "store", "message": m, "segment": None, "step": None} for m in store_warnings]
+    if info.get("status") not in ("complete", None):
+        warnings.append({"kind": "partial_run", "segment": None, "step": None,
+                         "message": f"the run did not complete ({info.get('stop_reason') or info.get('status')}): "
+                                    "results cover the steps measured before it stopped"})
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "run_id": info.get("run_id"),
+        "label": info.get("label"),
+        "model": plan.model,
+        "created_at": info.get("created_at"),
+        "status": info.get("status"),
+        "stop_reason": info.get("stop_reason"),
+        "git_rev": info.get("git_rev"),
+        "host": info.get("host"),
+        "baseline": {"value": plan.baseline, "unit": plan.unit},
+        "max_multiplier": plan.max_multiplier,
+        "first_to_break": analysis.first_to_break,
+        "fingerprint": fingerprint(info, plan, profiles),
+        "segments": summary_segments(analysis),
+        "steps": [
+            {
+                "index": s.index,
+                "multiplier": s.multiplier,
+                "load": s.load,
+                "phase": s.phase,
+                "partial": s.partial,
+                "measured_s": s.measured_s,
+                "generator_bound": s.generator.bound,
+                "segments": {
+                    name: {
+                        "p50_ms": seg.p50_ms, "p95_ms": seg.p95_ms, "p99_ms": seg.p99_ms,
+                        "error_rate": seg.error_rate, "offered_rps": seg.offered_rps,
+                        "completed_rps": seg.completed_rps, "requests": seg.requests,
+                        "errors": dict(seg.errors),
+                    }
+                    for name, seg in s.segments.items()
+                },
+            }
+            for s in steps
+        ],
+        "warnings": warnings,
+        "versions": info.get("versions", {}),
+    }
+
+
+def _fmt_break(b: Mapping[str, Any]) -> str:
+    m = b.get("multiplier")
+    if b.get("label") == "not_reached":
+        return "holds" + (f" (fit: ~{m:.3g}X)" if m else "")
+    if m is None:
+        return "unknown"
+    low, high = b.get("low"), b.get("high")
+    interval = f" [{low:.3g}–{high:.3g}]" if low is not None and high is not None else ""
+    return f"{m:.3g}X{interval}"
+
+
+def markdown(summary: Mapping[str, Any]) -> str:
+    """A short digest for CI logs and pull-request comments."""
+    lines = [
+        f"## breakpoint: {summary.get('label')} ({summary.get('model')} model, 1X = "
+        f"{summary['baseline']['value']:g} {summary['baseline']['unit']})",
+        "",
+    ]
+    first = summary.get("first_to_break")
+    if first:
+        seg = next(s for s in summary["segments"] if s["profile"] == first)
+        lines.append(f"**First to break: {first} at {_fmt_break(seg['break'])}** "
+                     f"({seg['break'].get('criterion')}, {seg['break'].get('label')}).")
+    else:
+        lines.append(f"No segment broke up to {summary.get('max_multiplier'):g}X.")
+    lines += ["", "| segment | breaks at | label | criterion |", "|---|---|---|---|"]
+    for seg in summary["segments"]:
+        b = seg["break"]
+        lines.append(f"| {seg['profile']} | {_fmt_break(b)} | {b.get('label')} | "
+                     f"{b.get('criterion') or '–'} |")
+    if summary.get("warnings"):
+        lines += ["", "Measurement warnings:"]
+        lines += [f"- {w['message']}" for w in summary["warnings"][:10]]
+        if len(summary["warnings"]) > 10:
+            lines.append(f"- … and {len(summary['warnings']) - 10} more (see report.html)")
+    return "\n".join(lines) + "\n"

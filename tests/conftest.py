@@ -1,0 +1,16 @@
+"""Shared fixtures: a demo target on 127.0.0.1 and small builders of measured data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
+
+
+@pytest.fixture(scope="session")
+def demo_target() -> Iterator[TargetProcess]:
+    """The embedded target (8 workers, 20 ms) in a child process, shared by e2e tests."""
+    with start_target_process(TargetConfig(workers=8, service_ms=20.0, seed=1)) as target:
+        yield target
