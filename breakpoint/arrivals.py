@@ -22,8 +22,8 @@ from gevent.queue import Queue
 @dataclass(frozen=True)
 class Ticket:
     segment: str
-    intended: float          # epoch seconds at which this arrival should start
-    step: int                # the step whose schedule produced it
+    intended: float  # epoch seconds at which this arrival should start
+    step: int  # the step whose schedule produced it
 
 
 class ArrivalScheduler:
@@ -49,7 +49,7 @@ class ArrivalScheduler:
         self._rate = 0.0
         self._step = -1
         self._greenlet: gevent.Greenlet | None = None
-        self.schedule_lag_s: list[float] = []   # drained by the recorder once per second
+        self.schedule_lag_s: list[float] = []  # drained by the recorder once per second
         self.issued: dict[str, int] = dict.fromkeys(self._names, 0)
 
     def set_rate(self, rate_per_s: float, step: int) -> None:

@@ -36,57 +36,125 @@ def _echo(line: str = "") -> None:
 # -- shared options ----------------------------------------------------------------------------
 def _plan_options(fn: Any) -> Any:
     options = [
-        click.option("--baseline-rps", type=float, default=None,
-                     help="1X as an arrival rate in iterations/s (open model, the default)."),
-        click.option("--baseline-users", type=int, default=None,
-                     help="1X as concurrent users with the scenario's think time (closed model)."),
-        click.option("--profiles", "profiles_spec", default=None,
-                     help="Comma-separated profile names or TOML paths (default: the built-in "
-                          "default set)."),
-        click.option("--slo-p95-ms", type=float, default=None,
-                     help="Override every profile's p95 latency SLO (ms)."),
-        click.option("--max-multiplier", type=float, default=10.0, show_default=True,
-                     help="Highest multiplier to ramp to (beyond 10X in x1.5 steps)."),
-        click.option("--hard-cap", type=float, default=50.0, show_default=True,
-                     help="Guardrail: the highest multiplier this run may ever send."),
-        click.option("--warmup-s", type=float, default=5.0, show_default=True,
-                     help="Seconds discarded at the start of each step."),
-        click.option("--hold-s", type=float, default=20.0, show_default=True,
-                     help="Seconds measured in each step."),
-        click.option("--refine-levels", type=int, default=2, show_default=True,
-                     help="Extra levels between the last passing and first failing step."),
-        click.option("--refine-repeats", type=int, default=2, show_default=True,
-                     help="Runs of each refinement level (repeats give honest variance)."),
-        click.option("--seed", type=int, default=1, show_default=True,
-                     help="Seed of every random choice (arrivals, jitter)."),
+        click.option(
+            "--baseline-rps",
+            type=float,
+            default=None,
+            help="1X as an arrival rate in iterations/s (open model, the default).",
+        ),
+        click.option(
+            "--baseline-users",
+            type=int,
+            default=None,
+            help="1X as concurrent users with the scenario's think time (closed model).",
+        ),
+        click.option(
+            "--profiles",
+            "profiles_spec",
+            default=None,
+            help="Comma-separated profile names or TOML paths (default: the built-in default set).",
+        ),
+        click.option(
+            "--slo-p95-ms",
+            type=float,
+            default=None,
+            help="Override every profile's p95 latency SLO (ms).",
+        ),
+        click.option(
+            "--max-multiplier",
+            type=float,
+            default=10.0,
+            show_default=True,
+            help="Highest multiplier to ramp to (beyond 10X in x1.5 steps).",
+        ),
+        click.option(
+            "--hard-cap",
+            type=float,
+            default=50.0,
+            show_default=True,
+            help="Guardrail: the highest multiplier this run may ever send.",
+        ),
+        click.option(
+            "--warmup-s",
+            type=float,
+            default=5.0,
+            show_default=True,
+            help="Seconds discarded at the start of each step.",
+        ),
+        click.option(
+            "--hold-s",
+            type=float,
+            default=20.0,
+            show_default=True,
+            help="Seconds measured in each step.",
+        ),
+        click.option(
+            "--refine-levels",
+            type=int,
+            default=2,
+            show_default=True,
+            help="Extra levels between the last passing and first failing step.",
+        ),
+        click.option(
+            "--refine-repeats",
+            type=int,
+            default=2,
+            show_default=True,
+            help="Runs of each refinement level (repeats give honest variance).",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=1,
+            show_default=True,
+            help="Seed of every random choice (arrivals, jitter).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _build_plan(baseline_rps: float | None, baseline_users: int | None, max_multiplier: float,
-                hard_cap: float, warmup_s: float, hold_s: float, refine_levels: int,
-                refine_repeats: int, seed: int, **_: Any) -> Plan:
+def _build_plan(
+    baseline_rps: float | None,
+    baseline_users: int | None,
+    max_multiplier: float,
+    hard_cap: float,
+    warmup_s: float,
+    hold_s: float,
+    refine_levels: int,
+    refine_repeats: int,
+    seed: int,
+    **_: Any,
+) -> Plan:
     if baseline_rps is not None and baseline_users is not None:
         raise UsageError("--baseline-rps and --baseline-users: give one (open or closed model)")
     if baseline_rps is None and baseline_users is None:
-        raise UsageError("give the expected normal load: --baseline-rps R (open model) or "
-                         "--baseline-users N (closed model)")
+        raise UsageError(
+            "give the expected normal load: --baseline-rps R (open model) or "
+            "--baseline-users N (closed model)"
+        )
     if baseline_rps is not None:
         model, baseline = "open", baseline_rps
     else:
         assert baseline_users is not None
         model, baseline = "closed", float(baseline_users)
     return Plan(
-        model=model, baseline=baseline, max_multiplier=max_multiplier,
-        hard_cap_multiplier=hard_cap, warmup_s=warmup_s, hold_s=hold_s,
-        refine_levels=refine_levels, refine_repeats=refine_repeats, seed=seed,
+        model=model,
+        baseline=baseline,
+        max_multiplier=max_multiplier,
+        hard_cap_multiplier=hard_cap,
+        warmup_s=warmup_s,
+        hold_s=hold_s,
+        refine_levels=refine_levels,
+        refine_repeats=refine_repeats,
+        seed=seed,
     )
 
 
-def _build_profiles(spec: str | None, slo_p95_ms: float | None,
-                    no_emulation: bool = False) -> tuple[Profile, ...]:
+def _build_profiles(
+    spec: str | None, slo_p95_ms: float | None, no_emulation: bool = False
+) -> tuple[Profile, ...]:
     names = spec.split(",") if spec else default_profile_names()
     profiles = resolve_profiles(names)
     if slo_p95_ms is not None:
@@ -106,22 +174,50 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--workers", type=click.IntRange(1, 512), default=8, show_default=True,
-              help="Workers serving requests (c).")
-@click.option("--service-ms", type=click.FloatRange(0, 60_000, min_open=True), default=20.0,
-              show_default=True, help="Mean service time per request (S), exponential.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8089, show_default=True,
-              help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 512),
+    default=8,
+    show_default=True,
+    help="Workers serving requests (c).",
+)
+@click.option(
+    "--service-ms",
+    type=click.FloatRange(0, 60_000, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="Mean service time per request (S), exponential.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8089,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--max-queue", type=click.IntRange(0, None), default=None,
-              help="Answer 503 when more requests than this wait for a worker.")
+@click.option(
+    "--max-queue",
+    type=click.IntRange(0, None),
+    default=None,
+    help="Answer 503 when more requests than this wait for a worker.",
+)
 def target(workers: int, service_ms: float, port: int, seed: int, max_queue: int | None) -> None:
     """Run the embedded demo target (an M/M/c service) on 127.0.0.1 until stopped."""
     from .demo.target import TargetConfig, run_target
 
-    raise SystemExit(run_target(TargetConfig(
-        workers=workers, service_ms=service_ms, port=port, seed=seed, max_queue=max_queue,
-    ), out=_echo))
+    raise SystemExit(
+        run_target(
+            TargetConfig(
+                workers=workers,
+                service_ms=service_ms,
+                port=port,
+                seed=seed,
+                max_queue=max_queue,
+            ),
+            out=_echo,
+        )
+    )
 
 
 @cli.group(invoke_without_command=True)
@@ -130,13 +226,17 @@ def profiles(ctx: click.Context) -> None:
     """List the built-in device and network profiles."""
     if ctx.invoked_subcommand is not None:
         return
-    _echo(f"{'profile':<20} {'RTT ms':>7} {'down/up kbit/s':>15} {'loss':>5} {'CPU':>5} "
-          f"{'share':>6} {'SLO p95':>8}  default")
+    _echo(
+        f"{'profile':<20} {'RTT ms':>7} {'down/up kbit/s':>15} {'loss':>5} {'CPU':>5} "
+        f"{'share':>6} {'SLO p95':>8}  default"
+    )
     for p in builtin_profiles().values():
         n = p.network
-        _echo(f"{p.name:<20} {n.rtt_ms:>7g} {f'{n.down_kbps:g}/{n.up_kbps:g}':>15} "
-              f"{n.loss_pct:>4g}% {p.device.cpu_slowdown:>4g}x {p.share:>6g} "
-              f"{p.slo.p95_ms:>6g}ms  {'yes' if p.default else 'opt-in'}")
+        _echo(
+            f"{p.name:<20} {n.rtt_ms:>7g} {f'{n.down_kbps:g}/{n.up_kbps:g}':>15} "
+            f"{n.loss_pct:>4g}% {p.device.cpu_slowdown:>4g}x {p.share:>6g} "
+            f"{p.slo.p95_ms:>6g}ms  {'yes' if p.default else 'opt-in'}"
+        )
 
 
 @profiles.command("show")
@@ -150,12 +250,16 @@ def profiles_show(name: str) -> None:
     _echo(f"{profile.name}: {profile.description}")
     if profile.source:
         _echo(f"  source: {profile.source}")
-    _echo(f"  network: RTT {n.rtt_ms:g} ms, down {n.down_kbps:g} kbit/s, up {n.up_kbps:g} kbit/s,"
-          f" loss {n.loss_pct:g}%, jitter {n.jitter_ms:g} ms, timeout {n.timeout_s:g} s,"
-          f" {n.max_connections} connections per host, initial window "
-          f"{n.initial_cwnd_segments} segments")
-    _echo(f"  device: CPU {d.cpu_slowdown:g}x, {d.base_ms:g} ms + {d.ms_per_kb:g} ms/KB per "
-          "response at 1x")
+    _echo(
+        f"  network: RTT {n.rtt_ms:g} ms, down {n.down_kbps:g} kbit/s, up {n.up_kbps:g} kbit/s,"
+        f" loss {n.loss_pct:g}%, jitter {n.jitter_ms:g} ms, timeout {n.timeout_s:g} s,"
+        f" {n.max_connections} connections per host, initial window "
+        f"{n.initial_cwnd_segments} segments"
+    )
+    _echo(
+        f"  device: CPU {d.cpu_slowdown:g}x, {d.base_ms:g} ms + {d.ms_per_kb:g} ms/KB per "
+        "response at 1x"
+    )
     _echo(f"  SLO: p95 < {profile.slo.p95_ms:g} ms, errors < {profile.slo.error_rate:.1%}")
     _echo(f"  traffic share (relative weight): {profile.share:g}")
     _echo("  predicted experienced time (server time excluded):")
@@ -166,8 +270,9 @@ def profiles_show(name: str) -> None:
 @cli.command()
 @click.argument("scenario", required=False)
 @_plan_options
-def plan(scenario: str | None, profiles_spec: str | None, slo_p95_ms: float | None,
-         **options: Any) -> None:
+def plan(
+    scenario: str | None, profiles_spec: str | None, slo_p95_ms: float | None, **options: Any
+) -> None:
     """Print the steps a run would take, without sending any load."""
     from .search import describe_policy
 
@@ -175,26 +280,34 @@ def plan(scenario: str | None, profiles_spec: str | None, slo_p95_ms: float | No
     chosen = _build_profiles(profiles_spec, slo_p95_ms)
     shares = normalised_shares(chosen)
     steps = ramp(the_plan)
-    _echo(f"model: {the_plan.model} (1X = {the_plan.baseline:g} {the_plan.unit})"
-          + (f", scenario {scenario}" if scenario else ""))
-    _echo("segments: " + ", ".join(f"{p.name} {shares[p.name]:.0%} (p95 < {p.slo.p95_ms:g} ms)"
-                                    for p in chosen))
+    _echo(
+        f"model: {the_plan.model} (1X = {the_plan.baseline:g} {the_plan.unit})"
+        + (f", scenario {scenario}" if scenario else "")
+    )
+    _echo(
+        "segments: "
+        + ", ".join(f"{p.name} {shares[p.name]:.0%} (p95 < {p.slo.p95_ms:g} ms)" for p in chosen)
+    )
     _echo(f"{'step':>4} {'multiplier':>10} {'load':>12} {'warm-up':>8} {'hold':>6} {'ends at':>8}")
     elapsed = 0.0
     for i, step in enumerate(steps, 1):
         elapsed += step.duration_s
-        _echo(f"{i:>4} {step.multiplier:>9g}X {the_plan.load_at(step.multiplier):>8g} "
-              f"{'req/s' if the_plan.model == 'open' else 'users':<5}"
-              f"{step.warmup_s:>6g}s {step.hold_s:>5g}s {_fmt_s(elapsed):>8}  {step.phase}")
+        _echo(
+            f"{i:>4} {step.multiplier:>9g}X {the_plan.load_at(step.multiplier):>8g} "
+            f"{'req/s' if the_plan.model == 'open' else 'users':<5}"
+            f"{step.warmup_s:>6g}s {step.hold_s:>5g}s {_fmt_s(elapsed):>8}  {step.phase}"
+        )
     worst = worst_case_steps(the_plan, len(chosen))
     step_s = the_plan.warmup_s + the_plan.hold_s
-    _echo(f"ramp: {len(steps)} steps, {_fmt_s(elapsed)}; with refinement at most {worst} steps, "
-          f"{_fmt_s(worst * step_s)}")
+    _echo(
+        f"ramp: {len(steps)} steps, {_fmt_s(elapsed)}; with refinement at most {worst} steps, "
+        f"{_fmt_s(worst * step_s)}"
+    )
     _echo(describe_policy(the_plan))
 
 
 def _fmt_s(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
@@ -202,38 +315,89 @@ def _fmt_s(seconds: float) -> str:
 @click.argument("scenario")
 @click.option("--host", required=True, help="Base URL of the target, e.g. http://127.0.0.1:8089.")
 @_plan_options
-@click.option("--label", default="run", show_default=True,
-              help="Run label, e.g. the release under test.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT,
-              show_default=True, help="Reports folder; the run folder is created inside it.")
-@click.option("--workers", type=click.IntRange(0, 64), default=0, show_default=True,
-              help="Local Locust worker processes (0: everything in this process).")
-@click.option("--repeat", type=click.IntRange(1, 50), default=1, show_default=True,
-              help="Run the whole search N times under the same label.")
-@click.option("--no-emulation", is_flag=True,
-              help="Segments without device/network emulation (for calibration).")
-@click.option("--max-users", type=click.IntRange(1, 200_000), default=20_000, show_default=True,
-              help="Guardrail: most users this process may run.")
-def run(scenario: str, host: str, profiles_spec: str | None, slo_p95_ms: float | None,
-        label: str, out_dir: Path, workers: int, repeat: int, no_emulation: bool,
-        max_users: int, **options: Any) -> None:
+@click.option(
+    "--label", default="run", show_default=True, help="Run label, e.g. the release under test."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Reports folder; the run folder is created inside it.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    help="Local Locust worker processes (0: everything in this process).",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 50),
+    default=1,
+    show_default=True,
+    help="Run the whole search N times under the same label.",
+)
+@click.option(
+    "--no-emulation",
+    is_flag=True,
+    help="Segments without device/network emulation (for calibration).",
+)
+@click.option(
+    "--max-users",
+    type=click.IntRange(1, 200_000),
+    default=20_000,
+    show_default=True,
+    help="Guardrail: most users this process may run.",
+)
+def run(
+    scenario: str,
+    host: str,
+    profiles_spec: str | None,
+    slo_p95_ms: float | None,
+    label: str,
+    out_dir: Path,
+    workers: int,
+    repeat: int,
+    no_emulation: bool,
+    max_users: int,
+    **options: Any,
+) -> None:
     """Drive load from 1X up, step by step, and find where each segment breaks."""
+    from .preflight import check_host_url, check_store, check_target, ensure_fd_limit
+
     the_plan = _build_plan(**options)
     chosen = _build_profiles(profiles_spec, slo_p95_ms, no_emulation)
-    _check_host(host)
+    check_host_url(host)
     path = Path(scenario)
     if not path.is_file():
         raise UsageError(f"{scenario}: scenario file not found")
     if workers:
-        raise UsageError("--workers: distributed mode is not available in this version yet; "
-                         "run without --workers")
+        raise UsageError(
+            "--workers: distributed mode is not available in this version yet; "
+            "run without --workers"
+        )
+    check_store(out_dir)
+    ensure_fd_limit(max_users)
+    check_target(host)
+    from .scenario import load_scenario
+
+    load_scenario(path)  # imports the locustfile now: its mistakes surface before any load
     from .drive import RunInterrupted, RunSettings, execute
     from .publish import publish
     from .search import Search
 
     settings = RunSettings(
-        scenario=path, host=host.rstrip("/"), plan=the_plan, profiles=chosen, label=label,
-        out_dir=out_dir, emulate=not no_emulation, max_users=max_users,
+        scenario=path,
+        host=host.rstrip("/"),
+        plan=the_plan,
+        profiles=chosen,
+        label=label,
+        out_dir=out_dir,
+        emulate=not no_emulation,
+        max_users=max_users,
     )
     for i in range(repeat):
         if repeat > 1:
@@ -251,14 +415,6 @@ def run(scenario: str, host: str, profiles_spec: str | None, slo_p95_ms: float |
         _echo(str(run_dir))
 
 
-def _check_host(host: str) -> None:
-    from urllib.parse import urlparse
-
-    parsed = urlparse(host)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise UsageError(f"--host: {host!r} is not a URL like http://127.0.0.1:8089")
-
-
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
@@ -270,10 +426,21 @@ def report(run_dir: Path) -> None:
 
 @cli.command()
 @click.option("--quick", is_flag=True, help="A shorter plan (under 45 seconds).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT,
-              show_default=True, help="Reports folder.")
-@click.option("--service-ms", type=click.FloatRange(0, 10_000, min_open=True), default=20.0,
-              show_default=True, help="The demo target's mean service time (a slower 'release').")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Reports folder.",
+)
+@click.option(
+    "--service-ms",
+    type=click.FloatRange(0, 10_000, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="The demo target's mean service time (a slower 'release').",
+)
 @click.option("--label", default="demo", show_default=True)
 def demo(quick: bool, out_dir: Path, service_ms: float, label: str) -> None:
     """Start the embedded target, find where each default segment breaks, write the report."""
@@ -286,11 +453,21 @@ def demo(quick: bool, out_dir: Path, service_ms: float, label: str) -> None:
 @cli.command()
 @click.argument("base")
 @click.argument("new")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT,
-              show_default=True, help="Reports folder holding the runs.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Reports folder holding the runs.",
+)
 @click.option("--force", is_flag=True, help="Compare runs even if their settings differ.")
-@click.option("--noise-band", type=click.FloatRange(0, 1), default=None,
-              help="Relative change treated as noise (default max(3%, 2 x A/A spread)).")
+@click.option(
+    "--noise-band",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Relative change treated as noise (default max(3%, 2 x A/A spread)).",
+)
 def compare(base: str, new: str, out_dir: Path, force: bool, noise_band: float | None) -> None:
     """Compare breaking points of two runs or labels; exit 3 on a regression."""
     from .comparing import run_compare
@@ -300,10 +477,21 @@ def compare(base: str, new: str, out_dir: Path, force: bool, noise_band: float |
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT,
-              show_default=True, help="Reports folder holding the runs.")
-@click.option("--html", "html_path", type=click.Path(path_type=Path), default=None,
-              help="Also write a trend report to this HTML file.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Reports folder holding the runs.",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write a trend report to this HTML file.",
+)
 def history(out_dir: Path, html_path: Path | None) -> None:
     """List stored runs and each segment's breaking point across releases."""
     from .comparing import run_history

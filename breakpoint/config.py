@@ -24,7 +24,7 @@ class PlannedStep:
     """One load level to hold: warm-up is discarded, hold is measured."""
 
     multiplier: float
-    phase: str          # "ramp", "beyond", "refine" or "repeat"
+    phase: str  # "ramp", "beyond", "refine" or "repeat"
     warmup_s: float
     hold_s: float
 
@@ -38,32 +38,41 @@ class Plan:
     """Everything the controller needs to decide which steps to run."""
 
     model: Model
-    baseline: float                 # 1X: arrivals per second (open) or concurrent users (closed)
+    baseline: float  # 1X: arrivals per second (open) or concurrent users (closed)
     max_multiplier: float = 10.0
-    linear_until: float = 10.0      # 1X, 2X, ... up to here, then geometric
+    linear_until: float = 10.0  # 1X, 2X, ... up to here, then geometric
     beyond_factor: float = 1.5
     warmup_s: float = 5.0
     hold_s: float = 20.0
-    refine_levels: int = 2          # extra levels between the last pass and the first fail
-    refine_repeats: int = 2         # how many times each refinement level and the bracket run
+    refine_levels: int = 2  # extra levels between the last pass and the first fail
+    refine_repeats: int = 2  # how many times each refinement level and the bracket run
     hard_cap_multiplier: float = 50.0
     seed: int = 1
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
-            ("baseline", self.baseline > 0 and math.isfinite(self.baseline),
-             "must be a positive number (e.g. --baseline-rps 40)"),
-            ("max_multiplier", 1 <= self.max_multiplier <= self.hard_cap_multiplier,
-             f"must be between 1 and the hard cap {self.hard_cap_multiplier:g} "
-             "(raise the cap with --hard-cap to go further)"),
+            (
+                "baseline",
+                self.baseline > 0 and math.isfinite(self.baseline),
+                "must be a positive number (e.g. --baseline-rps 40)",
+            ),
+            (
+                "max_multiplier",
+                1 <= self.max_multiplier <= self.hard_cap_multiplier,
+                f"must be between 1 and the hard cap {self.hard_cap_multiplier:g} "
+                "(raise the cap with --hard-cap to go further)",
+            ),
             ("linear_until", self.linear_until >= 1, "must be >= 1"),
             ("beyond_factor", 1 < self.beyond_factor <= 4, "must be > 1 and <= 4"),
             ("warmup_s", 0 <= self.warmup_s <= 3600, "must be between 0 and 3600 seconds"),
             ("hold_s", 1 <= self.hold_s <= 3600, "must be between 1 and 3600 seconds"),
             ("refine_levels", 0 <= self.refine_levels <= 8, "must be between 0 and 8"),
             ("refine_repeats", 1 <= self.refine_repeats <= 10, "must be between 1 and 10"),
-            ("hard_cap_multiplier", 1 <= self.hard_cap_multiplier <= 1000,
-             "must be between 1 and 1000"),
+            (
+                "hard_cap_multiplier",
+                1 <= self.hard_cap_multiplier <= 1000,
+                "must be between 1 and 1000",
+            ),
         ]
         if self.model == "closed" and not float(self.baseline).is_integer():
             checks.append(("baseline", False, "must be a whole number of users"))

@@ -29,8 +29,8 @@ MIN_REQUESTS = 20  # fewer measured requests than this: the step says nothing ab
 class SegmentVerdict:
     """Did the segment hold at this step, and if not, which criterion broke first."""
 
-    passed: bool | None                 # None: not trusted (generator-bound or too few samples)
-    criterion: str | None = None        # "latency", "errors" or "saturation" when failed
+    passed: bool | None  # None: not trusted (generator-bound or too few samples)
+    criterion: str | None = None  # "latency", "errors" or "saturation" when failed
     reason: str = ""
 
 

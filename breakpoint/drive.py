@@ -77,27 +77,41 @@ def execute(
     busy = {p.name: estimate_busy_s(p, emulate=settings.emulate) for p in profiles}
     pool_weights = {name: shares[name] * busy[name] for name in names}
 
-    writer = RunWriter(settings.out_dir, settings.label, {
-        "model": plan.model,
-        "plan": plan.to_dict(),
-        "profiles": [p.as_dict() for p in profiles],
-        "shares": shares,
-        "scenario": {"path": str(settings.scenario), "fingerprint": scenario.fingerprint,
-                     "user_classes": [c.__name__ for c in scenario.user_classes]},
-        "host": settings.host,
-        "target": settings.target_info,
-        "emulation": settings.emulate,
-        "versions": _versions(),
-        "git_rev": _git_rev(settings.scenario),
-    })
+    writer = RunWriter(
+        settings.out_dir,
+        settings.label,
+        {
+            "model": plan.model,
+            "plan": plan.to_dict(),
+            "profiles": [p.as_dict() for p in profiles],
+            "shares": shares,
+            "scenario": {
+                "path": str(settings.scenario),
+                "fingerprint": scenario.fingerprint,
+                "user_classes": [c.__name__ for c in scenario.user_classes],
+            },
+            "host": settings.host,
+            "target": settings.target_info,
+            "emulation": settings.emulate,
+            "versions": _versions(),
+            "git_rev": _git_rev(settings.scenario),
+        },
+    )
     recorder = Recorder(names)
     scheduler = (
         ArrivalScheduler(shares, seed=plan.seed, on_issue=recorder.iteration_offered)
-        if plan.model == "open" else None
+        if plan.model == "open"
+        else None
     )
     classes = wrap_user_classes(
-        scenario.user_classes, profiles, shares, model=plan.model, hooks=recorder,
-        scheduler=scheduler, emulate=settings.emulate, pool_weights=pool_weights,
+        scenario.user_classes,
+        profiles,
+        shares,
+        model=plan.model,
+        hooks=recorder,
+        scheduler=scheduler,
+        emulate=settings.emulate,
+        pool_weights=pool_weights,
         seed=plan.seed,
     )
     closed: list[StepResult] = []
@@ -108,14 +122,23 @@ def execute(
         gevent.spawn(_finalise, result.index, result.partial)
 
     def on_step_started(step: ActiveStep) -> None:
-        say(f"step {step.index + 1}: {step.planned.multiplier:g}X = {step.load:g} {plan.unit} "
+        say(
+            f"step {step.index + 1}: {step.planned.multiplier:g}X = {step.load:g} {plan.unit} "
             f"({step.planned.phase}, {step.planned.warmup_s:g}s warm-up + "
-            f"{step.planned.hold_s:g}s measured)")
+            f"{step.planned.hold_s:g}s measured)"
+        )
 
     controller = Controller(
-        plan=plan, policy=policy, recorder=recorder, scheduler=scheduler, shares=shares,
-        busy_s=busy, pool_weights=pool_weights, on_step_closed=on_step_closed,
-        on_step_started=on_step_started, max_users=settings.max_users,
+        plan=plan,
+        policy=policy,
+        recorder=recorder,
+        scheduler=scheduler,
+        shares=shares,
+        busy_s=busy,
+        pool_weights=pool_weights,
+        on_step_closed=on_step_closed,
+        on_step_started=on_step_started,
+        max_users=settings.max_users,
     )
     finals: dict[int, StepResult] = {}
 
@@ -123,16 +146,19 @@ def execute(
         deadline = time.time() + DRAIN_MAX_S
         while recorder.in_flight(index) > 0 and time.time() < deadline and not stopping_now[0]:
             gevent.sleep(0.1)
-        step_samples = recorder._windows[index].health  # noqa: SLF001 - same package
-        final = recorder.result(index, final=True, partial=partial,
-                                health=summarise_health(step_samples))
+        step_samples = recorder._windows[index].health
+        final = recorder.result(
+            index, final=True, partial=partial, health=summarise_health(step_samples)
+        )
         writer.append(final, final=True)
         finals[index] = final
         controller.replace_result(final)
         say(_progress_line(final, profiles))
         if final.generator.bound:
-            say(f"  warning: step {index + 1} is generator-bound "
-                f"({'; '.join(final.generator.reasons)}): not a breaking point of the target")
+            say(
+                f"  warning: step {index + 1} is generator-bound "
+                f"({'; '.join(final.generator.reasons)}): not a breaking point of the target"
+            )
 
     env = Environment(user_classes=classes, shape_class=controller, host=settings.host)
     env.events.request.add_listener(recorder.on_request)
@@ -143,13 +169,17 @@ def execute(
     def on_signal(signum: int) -> None:
         # First signal: close the current step as partial and write the run. Second: stop now.
         if controller.stop_reason is None and not controller.finished:
-            say(f"{signal.Signals(signum).name}: closing the current step and writing the "
-                "run (press Ctrl-C again to stop at once)")
+            say(
+                f"{signal.Signals(signum).name}: closing the current step and writing the "
+                "run (press Ctrl-C again to stop at once)"
+            )
             controller.request_stop(f"interrupted ({signal.Signals(signum).name})")
         else:
             stopping_now[0] = True
 
-    handlers = [gevent.signal_handler(sig, on_signal, sig) for sig in (signal.SIGINT, signal.SIGTERM)]
+    handlers = [
+        gevent.signal_handler(sig, on_signal, sig) for sig in (signal.SIGINT, signal.SIGTERM)
+    ]
     samplers = [gevent.spawn(_sample_cpu, recorder), gevent.spawn(_sample_loop_lag, recorder)]
     if scheduler is not None:
         samplers.append(gevent.spawn(_sample_schedule_lag, recorder, scheduler))
@@ -159,13 +189,13 @@ def execute(
         while not controller.finished and not stopping_now[0]:
             gevent.sleep(0.2)
         interrupted = controller.stop_reason is not None and controller.stop_reason.startswith(
-            "interrupted")
+            "interrupted"
+        )
         if scheduler is not None:
             scheduler.stop()
         # Let in-flight requests of the last step drain, then stop the users.
         grace_until = time.time() + DRAIN_MAX_S
-        while (len(finals) < len(closed) and time.time() < grace_until
-               and not stopping_now[0]):
+        while len(finals) < len(closed) and time.time() < grace_until and not stopping_now[0]:
             gevent.sleep(0.1)
     finally:
         runner.quit()
@@ -181,8 +211,12 @@ def execute(
                 final = recorder.result(result.index, final=True, partial=result.partial)
                 writer.append(final, final=True)
         status = "interrupted" if (interrupted or stopping_now[0]) else "complete"
-        writer.update(status=status, stop_reason=controller.stop_reason,
-                      finished_at=time.time(), steps=len(closed))
+        writer.update(
+            status=status,
+            stop_reason=controller.stop_reason,
+            finished_at=time.time(),
+            steps=len(closed),
+        )
         writer.close()
     if stopping_now[0]:
         raise KeyboardInterrupt
@@ -191,7 +225,7 @@ def execute(
     return writer.path
 
 
-class RunInterrupted(Exception):
+class RunInterrupted(Exception):  # noqa: N818 - a signal, not an error
     """The run was stopped by a signal; its folder holds every step measured so far."""
 
     def __init__(self, path: Path) -> None:
@@ -208,8 +242,10 @@ def _progress_line(result: StepResult, profiles: list[Profile]) -> str:
             continue
         flag = "!" if seg.p95_ms > p.slo.p95_ms or seg.error_rate > p.slo.error_rate else ""
         parts.append(f"{p.name} p95 {seg.p95_ms:.0f}ms{flag} err {seg.error_rate:.1%}")
-    head = (f"  done {result.multiplier:g}X ({result.measured_s:.0f}s measured"
-            f"{', partial' if result.partial else ''}): ")
+    head = (
+        f"  done {result.multiplier:g}X ({result.measured_s:.0f}s measured"
+        f"{', partial' if result.partial else ''}): "
+    )
     return head + "; ".join(parts)
 
 
@@ -243,7 +279,10 @@ def _git_rev(near: Path) -> str | None:
     try:
         done = subprocess.run(
             ["git", "-C", str(near.resolve().parent), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -254,6 +293,8 @@ def _versions() -> dict[str, str]:
     import locust
 
     return {
-        "breakpoint": __version__, "locust": getattr(locust, "__version__", "?"),
-        "python": sys.version.split()[0], "platform": platform.platform(),
+        "breakpoint": __version__,
+        "locust": getattr(locust, "__version__", "?"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
     }

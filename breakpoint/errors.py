@@ -28,7 +28,7 @@ class UsageError(BreakpointError):
 
 
 class ConfigError(UsageError):
-    """A configuration file or value is invalid. The message names the file, the field and the fix."""
+    """A configuration file or value is invalid; the message names the file, field and fix."""
 
     def __init__(self, message: str, *, source: str | None = None, field: str | None = None):
         where = ": ".join(part for part in (source, field) if part)

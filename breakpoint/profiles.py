@@ -73,8 +73,12 @@ class Profile:
         return replace(
             self,
             network=replace(
-                self.network, rtt_ms=0.0, down_kbps=math.inf, up_kbps=math.inf,
-                loss_pct=0.0, jitter_ms=0.0,
+                self.network,
+                rtt_ms=0.0,
+                down_kbps=math.inf,
+                up_kbps=math.inf,
+                loss_pct=0.0,
+                jitter_ms=0.0,
             ),
             device=replace(self.device, cpu_slowdown=1.0, base_ms=0.0, ms_per_kb=0.0),
         )
@@ -83,8 +87,11 @@ class Profile:
     def emulated(self) -> bool:
         n, d = self.network, self.device
         return bool(
-            n.rtt_ms or math.isfinite(n.down_kbps) or math.isfinite(n.up_kbps)
-            or d.base_ms or d.ms_per_kb
+            n.rtt_ms
+            or math.isfinite(n.down_kbps)
+            or math.isfinite(n.up_kbps)
+            or d.base_ms
+            or d.ms_per_kb
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -97,12 +104,20 @@ class Profile:
             "description": self.description,
             "share": self.share,
             "network": {
-                "rtt_ms": n.rtt_ms, "down_kbps": finite(n.down_kbps), "up_kbps": finite(n.up_kbps),
-                "loss_pct": n.loss_pct, "jitter_ms": n.jitter_ms, "timeout_s": n.timeout_s,
+                "rtt_ms": n.rtt_ms,
+                "down_kbps": finite(n.down_kbps),
+                "up_kbps": finite(n.up_kbps),
+                "loss_pct": n.loss_pct,
+                "jitter_ms": n.jitter_ms,
+                "timeout_s": n.timeout_s,
                 "max_connections": n.max_connections,
                 "initial_cwnd_segments": n.initial_cwnd_segments,
             },
-            "device": {"cpu_slowdown": d.cpu_slowdown, "base_ms": d.base_ms, "ms_per_kb": d.ms_per_kb},
+            "device": {
+                "cpu_slowdown": d.cpu_slowdown,
+                "base_ms": d.base_ms,
+                "ms_per_kb": d.ms_per_kb,
+            },
             "slo": {"p95_ms": self.slo.p95_ms, "error_rate": self.slo.error_rate},
             "source": self.source,
         }
@@ -116,15 +131,24 @@ def profile_from_dict(d: Mapping[str, Any]) -> Profile:
 
     n, dev, slo = d["network"], d["device"], d["slo"]
     return Profile(
-        name=d["name"], description=d.get("description", d["name"]), share=float(d["share"]),
+        name=d["name"],
+        description=d.get("description", d["name"]),
+        share=float(d["share"]),
         network=Network(
-            rtt_ms=float(n["rtt_ms"]), down_kbps=inf(n["down_kbps"]), up_kbps=inf(n["up_kbps"]),
-            loss_pct=float(n.get("loss_pct", 0)), jitter_ms=float(n.get("jitter_ms", 0)),
-            timeout_s=float(n.get("timeout_s", 10)), max_connections=int(n.get("max_connections", 6)),
+            rtt_ms=float(n["rtt_ms"]),
+            down_kbps=inf(n["down_kbps"]),
+            up_kbps=inf(n["up_kbps"]),
+            loss_pct=float(n.get("loss_pct", 0)),
+            jitter_ms=float(n.get("jitter_ms", 0)),
+            timeout_s=float(n.get("timeout_s", 10)),
+            max_connections=int(n.get("max_connections", 6)),
             initial_cwnd_segments=int(n.get("initial_cwnd_segments", 10)),
         ),
-        device=Device(cpu_slowdown=float(dev["cpu_slowdown"]), base_ms=float(dev["base_ms"]),
-                      ms_per_kb=float(dev["ms_per_kb"])),
+        device=Device(
+            cpu_slowdown=float(dev["cpu_slowdown"]),
+            base_ms=float(dev["base_ms"]),
+            ms_per_kb=float(dev["ms_per_kb"]),
+        ),
         slo=Slo(p95_ms=float(slo["p95_ms"]), error_rate=float(slo["error_rate"])),
         source=d.get("source", ""),
     )
@@ -133,8 +157,11 @@ def profile_from_dict(d: Mapping[str, Any]) -> Profile:
 # field name -> (kind, lower bound, lower inclusive, upper bound, required)
 _Rule = tuple[type, float, bool, float, bool]
 _TOP: dict[str, tuple[type, bool]] = {
-    "name": (str, True), "description": (str, False), "share": (float, True),
-    "default": (bool, False), "source": (str, False),
+    "name": (str, True),
+    "description": (str, False),
+    "share": (float, True),
+    "default": (bool, False),
+    "source": (str, False),
 }
 _SECTIONS: dict[str, dict[str, _Rule]] = {
     "network": {
@@ -194,7 +221,8 @@ def parse_profile(data: Mapping[str, Any], *, source: str) -> Profile:
         if key not in allowed:
             raise ProfileError(
                 f"unknown field {key!r} (allowed: {', '.join(sorted(allowed))})",
-                source=source, field=key,
+                source=source,
+                field=key,
             )
     for key, (kind, required) in _TOP.items():
         if required and key not in data:
@@ -207,7 +235,8 @@ def parse_profile(data: Mapping[str, Any], *, source: str) -> Profile:
     if not _NAME_RE.match(name):
         raise ProfileError(
             f"{name!r} is not a valid name (use letters, digits, '-', '_' or '.', up to 64)",
-            source=source, field="name",
+            source=source,
+            field="name",
         )
     share = _check_number(
         data["share"], (float, 0, False, 1_000_000, True), source=source, field="share"
@@ -224,7 +253,8 @@ def parse_profile(data: Mapping[str, Any], *, source: str) -> Profile:
             if key not in rules:
                 raise ProfileError(
                     f"unknown field (allowed: {', '.join(rules)})",
-                    source=source, field=f"{section}.{key}",
+                    source=source,
+                    field=f"{section}.{key}",
                 )
         for key, rule in rules.items():
             if key not in table:
@@ -282,7 +312,7 @@ def default_profile_names() -> list[str]:
 
 
 def resolve_profiles(specs: Iterable[str], *, source: str = "--profiles") -> list[Profile]:
-    """Turn names or TOML paths (files or folders) into profiles, refusing unknowns and duplicates."""
+    """Names or TOML paths (files or folders) -> profiles; unknowns and duplicates refused."""
     builtins = builtin_profiles()
     chosen: list[Profile] = []
     for raw in specs:

@@ -33,15 +33,21 @@ def publish(run_dir: Path, *, comparison: dict[str, Any] | None = None) -> Path:
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreError(f"{run_dir / 'run.json'}: malformed run settings ({exc})") from None
     analysis = analyse(stored.steps, profiles, plan, seed=plan.seed)
-    summary = build_summary(info, stored.steps, analysis, plan, profiles,
-                            store_warnings=stored.warnings)
+    summary = build_summary(
+        info, stored.steps, analysis, plan, profiles, store_warnings=stored.warnings
+    )
     if comparison is not None:
         summary["comparison"] = comparison
     write_json(run_dir / SUMMARY_FILE, summary)
     (run_dir / MARKDOWN_FILE).write_text(markdown(summary), encoding="utf-8")
     html = render_html(
-        info=info, summary=summary, steps=stored.steps, analysis=analysis, profiles=profiles,
-        max_multiplier=plan.max_multiplier, comparison=comparison,
+        info=info,
+        summary=summary,
+        steps=stored.steps,
+        analysis=analysis,
+        profiles=profiles,
+        max_multiplier=plan.max_multiplier,
+        comparison=comparison,
     )
     report = run_dir / REPORT_FILE
     report.write_text(html, encoding="utf-8")

@@ -114,7 +114,12 @@ class Recorder(IterationHooks):
 
     # -- step windows ------------------------------------------------------------------------
     def open_step(
-        self, index: int, multiplier: float, load: float, phase: str, warmup_s: float,
+        self,
+        index: int,
+        multiplier: float,
+        load: float,
+        phase: str,
+        warmup_s: float,
         start: float | None = None,
     ) -> None:
         started = self._clock() if start is None else start
@@ -184,12 +189,25 @@ class Recorder(IterationHooks):
         if w is None or segment not in w.accs:
             self.dropped_outside += 1
             return
-        self.record(w, segment, name, response_time + lag_ms, intended,
-                    classify_error(exception, response), ctx)
+        self.record(
+            w,
+            segment,
+            name,
+            response_time + lag_ms,
+            intended,
+            classify_error(exception, response),
+            ctx,
+        )
 
     def record(
-        self, w: _Window, segment: str, name: str, latency_ms: float, intended: float,
-        error: str | None, ctx: Mapping[str, Any],
+        self,
+        w: _Window,
+        segment: str,
+        name: str,
+        latency_ms: float,
+        intended: float,
+        error: str | None,
+        ctx: Mapping[str, Any],
     ) -> None:
         acc = w.accs[segment]
         us = min(MAX_LATENCY_US, max(1, int(latency_ms * 1000)))
@@ -216,8 +234,14 @@ class Recorder(IterationHooks):
             acc.sec_errors[sec] += 1
 
     # -- results -------------------------------------------------------------------------------
-    def result(self, index: int, *, final: bool, health: GeneratorHealth | None = None,
-               partial: bool = False) -> StepResult:
+    def result(
+        self,
+        index: int,
+        *,
+        final: bool,
+        health: GeneratorHealth | None = None,
+        partial: bool = False,
+    ) -> StepResult:
         """The step as measured so far; `final` freezes the window (late requests are dropped)."""
         w = self._windows[index]
         until = w.until if w.until is not None else self._clock()
@@ -231,28 +255,39 @@ class Recorder(IterationHooks):
             for name, acc in w.accs.items()
         }
         return StepResult(
-            index=w.index, multiplier=w.multiplier, load=w.load, phase=w.phase,
-            started_at=w.started_at, warmup_s=w.warmup_s, measured_s=measured_s,
-            segments=segments, generator=health or summarise_health(w.health), partial=partial,
+            index=w.index,
+            multiplier=w.multiplier,
+            load=w.load,
+            phase=w.phase,
+            started_at=w.started_at,
+            warmup_s=w.warmup_s,
+            measured_s=measured_s,
+            segments=segments,
+            generator=health or summarise_health(w.health),
+            partial=partial,
         )
 
     def forget(self, index: int) -> None:
         self._windows.pop(index, None)
 
 
-def _segment_step(name: str, acc: _Acc, measured_s: float, *, count_unfinished: bool
-                  ) -> SegmentStep:
+def _segment_step(
+    name: str, acc: _Acc, measured_s: float, *, count_unfinished: bool
+) -> SegmentStep:
     pct = percentiles_ms(acc.hist)
     n = acc.requests
     endpoints = {}
     for ep, hist in acc.endpoint_hist.items():
         ep_pct = percentiles_ms(hist)
         endpoints[ep] = EndpointStats(
-            requests=acc.endpoint_requests.get(ep, 0), errors=acc.endpoint_errors.get(ep, 0),
-            p50_ms=ep_pct["p50_ms"], p95_ms=ep_pct["p95_ms"], p99_ms=ep_pct["p99_ms"],
+            requests=acc.endpoint_requests.get(ep, 0),
+            errors=acc.endpoint_errors.get(ep, 0),
+            p50_ms=ep_pct["p50_ms"],
+            p95_ms=ep_pct["p95_ms"],
+            p99_ms=ep_pct["p99_ms"],
             histogram=encode_histogram(hist),
         )
-    seconds = int(math.floor(measured_s)) if measured_s > 0 else 0
+    seconds = math.floor(measured_s) if measured_s > 0 else 0
     acc.second(seconds - 1)  # quiet trailing seconds are zeros, not missing
     count = acc.sec_count[:seconds] if seconds else acc.sec_count
     mean_ms = [
@@ -265,8 +300,12 @@ def _segment_step(name: str, acc: _Acc, measured_s: float, *, count_unfinished: 
         errors={k: v for k, v in acc.errors.items() if k in ERROR_KINDS or v},
         offered_rps=acc.offered / measured_s if measured_s > 0 else 0.0,
         completed_rps=acc.finished / measured_s if measured_s > 0 else 0.0,
-        p50_ms=pct["p50_ms"], p90_ms=pct["p90_ms"], p95_ms=pct["p95_ms"],
-        p99_ms=pct["p99_ms"], max_ms=pct["max_ms"], mean_ms=pct["mean_ms"],
+        p50_ms=pct["p50_ms"],
+        p90_ms=pct["p90_ms"],
+        p95_ms=pct["p95_ms"],
+        p99_ms=pct["p99_ms"],
+        max_ms=pct["max_ms"],
+        mean_ms=pct["mean_ms"],
         histogram=encode_histogram(acc.hist),
         parts_ms={k: v / n for k, v in acc.parts_sum.items()} if n else {},
         endpoints=endpoints,
@@ -286,11 +325,12 @@ def _p99(values: list[float]) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(math.ceil(0.99 * len(ordered))) - 1)]
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
 
 
-def summarise_health(samples: Sequence[tuple[str, float]], workers: int = 1,
-                     workers_lost: int = 0) -> GeneratorHealth:
+def summarise_health(
+    samples: Sequence[tuple[str, float]], workers: int = 1, workers_lost: int = 0
+) -> GeneratorHealth:
     cpu = [v for k, v in samples if k == "cpu"]
     loop = [v for k, v in samples if k == "loop_lag_ms"]
     sched = [v for k, v in samples if k == "schedule_lag_ms"]
@@ -308,7 +348,12 @@ def summarise_health(samples: Sequence[tuple[str, float]], workers: int = 1,
     if workers_lost:
         reasons.append(f"{workers_lost} worker(s) lost")
     return GeneratorHealth(
-        cpu_pct_max=cpu_max, cpu_pct_mean=cpu_mean, loop_lag_p99_ms=loop_p99,
-        schedule_lag_p99_ms=sched_p99, bound=bool(reasons), reasons=tuple(reasons),
-        workers=workers, workers_lost=workers_lost,
+        cpu_pct_max=cpu_max,
+        cpu_pct_mean=cpu_mean,
+        loop_lag_p99_ms=loop_p99,
+        schedule_lag_p99_ms=sched_p99,
+        bound=bool(reasons),
+        reasons=tuple(reasons),
+        workers=workers,
+        workers_lost=workers_lost,
     )

@@ -63,8 +63,10 @@ def _index_values(hist: HdrHistogram) -> Any:
     values = _INDEX_VALUES.get(key)
     if values is None:
         values = np.array(
-            [hist._hdr_median_equiv_value(hist.get_value_from_index(i))  # noqa: SLF001
-             for i in range(hist.counts_len)],
+            [
+                hist._hdr_median_equiv_value(hist.get_value_from_index(i))
+                for i in range(hist.counts_len)
+            ],
             dtype=np.float64,
         )
         _INDEX_VALUES[key] = values
@@ -115,15 +117,23 @@ class EndpointStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "requests": self.requests, "errors": self.errors, "p50_ms": self.p50_ms,
-            "p95_ms": self.p95_ms, "p99_ms": self.p99_ms, "histogram": self.histogram,
+            "requests": self.requests,
+            "errors": self.errors,
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms,
+            "histogram": self.histogram,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EndpointStats:
         return cls(
-            requests=int(d["requests"]), errors=int(d["errors"]), p50_ms=d.get("p50_ms"),
-            p95_ms=d.get("p95_ms"), p99_ms=d.get("p99_ms"), histogram=d.get("histogram", ""),
+            requests=int(d["requests"]),
+            errors=int(d["errors"]),
+            p50_ms=d.get("p50_ms"),
+            p95_ms=d.get("p95_ms"),
+            p99_ms=d.get("p99_ms"),
+            histogram=d.get("histogram", ""),
         )
 
 
@@ -136,13 +146,17 @@ class Series:
     mean_ms: tuple[float | None, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"completed": list(self.completed), "errors": list(self.errors),
-                "mean_ms": list(self.mean_ms)}
+        return {
+            "completed": list(self.completed),
+            "errors": list(self.errors),
+            "mean_ms": list(self.mean_ms),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Series:
-        return cls(tuple(d.get("completed", ())), tuple(d.get("errors", ())),
-                   tuple(d.get("mean_ms", ())))
+        return cls(
+            tuple(d.get("completed", ())), tuple(d.get("errors", ())), tuple(d.get("mean_ms", ()))
+        )
 
 
 @dataclass(frozen=True)
@@ -150,9 +164,9 @@ class SegmentStep:
     """What one segment experienced during the measured part of one step."""
 
     segment: str
-    requests: int                      # completed requests (errors included) in the window
-    errors: Mapping[str, int]          # error kind -> count (kinds in ERROR_KINDS)
-    offered_rps: float                 # arrivals scheduled (open) or requests attempted (closed)
+    requests: int  # completed requests (errors included) in the window
+    errors: Mapping[str, int]  # error kind -> count (kinds in ERROR_KINDS)
+    offered_rps: float  # arrivals scheduled (open) or requests attempted (closed)
     completed_rps: float
     p50_ms: float | None
     p90_ms: float | None
@@ -160,11 +174,11 @@ class SegmentStep:
     p99_ms: float | None
     max_ms: float | None
     mean_ms: float | None
-    histogram: str = ""                # experienced latency, microseconds, encoded
+    histogram: str = ""  # experienced latency, microseconds, encoded
     parts_ms: Mapping[str, float] = field(default_factory=dict)  # mean network/server/device
     endpoints: Mapping[str, EndpointStats] = field(default_factory=dict)
     series: Series = field(default_factory=Series)
-    unfinished: int = 0                # requests still in flight when the step closed
+    unfinished: int = 0  # requests still in flight when the step closed
 
     @property
     def error_count(self) -> int:
@@ -182,12 +196,21 @@ class SegmentStep:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "segment": self.segment, "requests": self.requests, "errors": dict(self.errors),
-            "offered_rps": self.offered_rps, "completed_rps": self.completed_rps,
-            "p50_ms": self.p50_ms, "p90_ms": self.p90_ms, "p95_ms": self.p95_ms,
-            "p99_ms": self.p99_ms, "max_ms": self.max_ms, "mean_ms": self.mean_ms,
-            "error_rate": self.error_rate, "unfinished": self.unfinished,
-            "histogram": self.histogram, "parts_ms": dict(self.parts_ms),
+            "segment": self.segment,
+            "requests": self.requests,
+            "errors": dict(self.errors),
+            "offered_rps": self.offered_rps,
+            "completed_rps": self.completed_rps,
+            "p50_ms": self.p50_ms,
+            "p90_ms": self.p90_ms,
+            "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms,
+            "max_ms": self.max_ms,
+            "mean_ms": self.mean_ms,
+            "error_rate": self.error_rate,
+            "unfinished": self.unfinished,
+            "histogram": self.histogram,
+            "parts_ms": dict(self.parts_ms),
             "endpoints": {k: v.to_dict() for k, v in self.endpoints.items()},
             "series": self.series.to_dict(),
         }
@@ -195,11 +218,17 @@ class SegmentStep:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SegmentStep:
         return cls(
-            segment=d["segment"], requests=int(d["requests"]),
+            segment=d["segment"],
+            requests=int(d["requests"]),
             errors={str(k): int(v) for k, v in d.get("errors", {}).items()},
-            offered_rps=float(d["offered_rps"]), completed_rps=float(d["completed_rps"]),
-            p50_ms=d.get("p50_ms"), p90_ms=d.get("p90_ms"), p95_ms=d.get("p95_ms"),
-            p99_ms=d.get("p99_ms"), max_ms=d.get("max_ms"), mean_ms=d.get("mean_ms"),
+            offered_rps=float(d["offered_rps"]),
+            completed_rps=float(d["completed_rps"]),
+            p50_ms=d.get("p50_ms"),
+            p90_ms=d.get("p90_ms"),
+            p95_ms=d.get("p95_ms"),
+            p99_ms=d.get("p99_ms"),
+            max_ms=d.get("max_ms"),
+            mean_ms=d.get("mean_ms"),
             histogram=d.get("histogram", ""),
             parts_ms={str(k): float(v) for k, v in d.get("parts_ms", {}).items()},
             endpoints={k: EndpointStats.from_dict(v) for k, v in d.get("endpoints", {}).items()},
@@ -212,32 +241,38 @@ class SegmentStep:
 class GeneratorHealth:
     """How the load generator itself fared during a step."""
 
-    cpu_pct_max: float = 0.0           # highest per-second CPU of any generator process
+    cpu_pct_max: float = 0.0  # highest per-second CPU of any generator process
     cpu_pct_mean: float = 0.0
-    loop_lag_p99_ms: float = 0.0       # event-loop (gevent hub) wake-up lateness
-    schedule_lag_p99_ms: float = 0.0   # how late arrivals were picked up (open model)
-    bound: bool = False                # the generator, not the target, was the bottleneck
+    loop_lag_p99_ms: float = 0.0  # event-loop (gevent hub) wake-up lateness
+    schedule_lag_p99_ms: float = 0.0  # how late arrivals were picked up (open model)
+    bound: bool = False  # the generator, not the target, was the bottleneck
     reasons: tuple[str, ...] = ()
     workers: int = 1
     workers_lost: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "cpu_pct_max": self.cpu_pct_max, "cpu_pct_mean": self.cpu_pct_mean,
+            "cpu_pct_max": self.cpu_pct_max,
+            "cpu_pct_mean": self.cpu_pct_mean,
             "loop_lag_p99_ms": self.loop_lag_p99_ms,
-            "schedule_lag_p99_ms": self.schedule_lag_p99_ms, "bound": self.bound,
-            "reasons": list(self.reasons), "workers": self.workers,
+            "schedule_lag_p99_ms": self.schedule_lag_p99_ms,
+            "bound": self.bound,
+            "reasons": list(self.reasons),
+            "workers": self.workers,
             "workers_lost": self.workers_lost,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GeneratorHealth:
         return cls(
-            cpu_pct_max=float(d.get("cpu_pct_max", 0)), cpu_pct_mean=float(d.get("cpu_pct_mean", 0)),
+            cpu_pct_max=float(d.get("cpu_pct_max", 0)),
+            cpu_pct_mean=float(d.get("cpu_pct_mean", 0)),
             loop_lag_p99_ms=float(d.get("loop_lag_p99_ms", 0)),
             schedule_lag_p99_ms=float(d.get("schedule_lag_p99_ms", 0)),
-            bound=bool(d.get("bound", False)), reasons=tuple(d.get("reasons", ())),
-            workers=int(d.get("workers", 1)), workers_lost=int(d.get("workers_lost", 0)),
+            bound=bool(d.get("bound", False)),
+            reasons=tuple(d.get("reasons", ())),
+            workers=int(d.get("workers", 1)),
+            workers_lost=int(d.get("workers_lost", 0)),
         )
 
 
@@ -245,24 +280,30 @@ class GeneratorHealth:
 class StepResult:
     """One load level held steady: its settings and what every segment experienced."""
 
-    index: int                         # 0-based order in which steps ran
+    index: int  # 0-based order in which steps ran
     multiplier: float
-    load: float                        # offered arrival rate (open, req/s) or users (closed)
-    phase: str                         # "ramp", "beyond", "refine" or "repeat"
-    started_at: float                  # epoch seconds of the step's start
+    load: float  # offered arrival rate (open, req/s) or users (closed)
+    phase: str  # "ramp", "beyond", "refine" or "repeat"
+    started_at: float  # epoch seconds of the step's start
     warmup_s: float
-    measured_s: float                  # length of the measured window actually held
+    measured_s: float  # length of the measured window actually held
     segments: Mapping[str, SegmentStep]
     generator: GeneratorHealth = field(default_factory=GeneratorHealth)
-    partial: bool = False              # the run stopped during this step
+    partial: bool = False  # the run stopped during this step
 
     def records(self) -> list[dict[str, Any]]:
         """One stored record per segment (the step's own fields repeated in each)."""
         head = {
-            "schema": RECORD_SCHEMA, "kind": "segment_step", "step": self.index,
-            "multiplier": self.multiplier, "load": self.load, "phase": self.phase,
-            "started_at": self.started_at, "warmup_s": self.warmup_s,
-            "measured_s": self.measured_s, "partial": self.partial,
+            "schema": RECORD_SCHEMA,
+            "kind": "segment_step",
+            "step": self.index,
+            "multiplier": self.multiplier,
+            "load": self.load,
+            "phase": self.phase,
+            "started_at": self.started_at,
+            "warmup_s": self.warmup_s,
+            "measured_s": self.measured_s,
+            "partial": self.partial,
             "generator": self.generator.to_dict(),
         }
         return [{**head, **seg.to_dict()} for seg in self.segments.values()]
@@ -271,9 +312,12 @@ class StepResult:
     def from_records(cls, records: list[Mapping[str, Any]]) -> StepResult:
         first = records[0]
         return cls(
-            index=int(first["step"]), multiplier=float(first["multiplier"]),
-            load=float(first["load"]), phase=str(first.get("phase", "ramp")),
-            started_at=float(first["started_at"]), warmup_s=float(first["warmup_s"]),
+            index=int(first["step"]),
+            multiplier=float(first["multiplier"]),
+            load=float(first["load"]),
+            phase=str(first.get("phase", "ramp")),
+            started_at=float(first["started_at"]),
+            warmup_s=float(first["warmup_s"]),
             measured_s=float(first["measured_s"]),
             segments={r["segment"]: SegmentStep.from_dict(r) for r in records},
             generator=GeneratorHealth.from_dict(first.get("generator", {})),

@@ -28,7 +28,9 @@ def load_scenario(path: Path) -> Scenario:
     from locust import User
 
     if not path.is_file():
-        raise ScenarioError(f"{path}: scenario file not found (give a locustfile, e.g. scenarios/shop.py)")
+        raise ScenarioError(
+            f"{path}: scenario file not found (give a locustfile, e.g. scenarios/shop.py)"
+        )
     if path.suffix != ".py":
         raise ScenarioError(f"{path}: a scenario must be a Python locustfile ending in .py")
     module_name = f"bp_scenario_{fingerprint_file(path)}"
@@ -48,9 +50,13 @@ def load_scenario(path: Path) -> Scenario:
     finally:
         sys.path.pop(0)
     classes = [
-        obj for obj in vars(module).values()
-        if isinstance(obj, type) and issubclass(obj, User) and obj is not User
-        and not getattr(obj, "abstract", False) and obj.__module__ == module_name
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and issubclass(obj, User)
+        and obj is not User
+        and not getattr(obj, "abstract", False)
+        and obj.__module__ == module_name
     ]
     if not classes:
         raise ScenarioError(

@@ -122,15 +122,15 @@ class Controller(LoadTestShape):
         self.stop_reason = self.stop_reason or reason
         if self.scheduler is not None:
             self.scheduler.set_rate(0.0, -1)
-        return None
 
     def _start(self, planned: PlannedStep, now: float) -> None:
         index = self._next_index
         self._next_index += 1
         load = self.plan.load_at(planned.multiplier)
         self.active = ActiveStep(index, planned, load, now, now + planned.duration_s)
-        self.recorder.open_step(index, planned.multiplier, load, planned.phase,
-                                planned.warmup_s, start=now)
+        self.recorder.open_step(
+            index, planned.multiplier, load, planned.phase, planned.warmup_s, start=now
+        )
         if self.plan.model == "open":
             self._users = max(self._users, self._pool_for(load))
             assert self.scheduler is not None

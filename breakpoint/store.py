@@ -62,8 +62,6 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, float) and not (obj == obj):  # pragma: no cover - NaN guard
-        return None
     if isinstance(obj, set | tuple):
         return list(obj)
     if isinstance(obj, Path):
@@ -78,7 +76,9 @@ class RunWriter:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"{out_dir}: cannot create the reports folder: {exc.strerror}") from None
+            raise StoreError(
+                f"{out_dir}: cannot create the reports folder: {exc.strerror}"
+            ) from None
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime())
         safe_label = _SAFE.sub("-", label).strip("-")[:40] or "run"
         self.run_id = f"{stamp}-{safe_label}-{secrets.token_hex(3)}"
@@ -88,8 +88,12 @@ class RunWriter:
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create the run folder: {exc.strerror}") from None
         self.info: dict[str, Any] = {
-            "schema": RUN_SCHEMA, "run_id": self.run_id, "label": label,
-            "created_at": time.time(), "status": "running", **info,
+            "schema": RUN_SCHEMA,
+            "run_id": self.run_id,
+            "label": label,
+            "created_at": time.time(),
+            "status": "running",
+            **info,
         }
         write_json(self.path / RUN_FILE, self.info)
         self._steps = open(self.path / STEPS_FILE, "a", encoding="utf-8")  # noqa: SIM115

@@ -40,12 +40,18 @@ def fingerprint(info: Mapping[str, Any], plan: Plan, profiles: Sequence[Profile]
         target_key = str(info.get("host", ""))
     return {
         "scenario": str((info.get("scenario") or {}).get("fingerprint", "")),
-        "profiles": _digest(sorted(
-            ({k: v for k, v in p.as_dict().items() if k != "description"} for p in profiles),
-            key=lambda d: d["name"],
-        )),
-        "plan": _digest({k: plan.to_dict()[k] for k in
-                         ("model", "baseline", "max_multiplier", "warmup_s", "hold_s")}),
+        "profiles": _digest(
+            sorted(
+                ({k: v for k, v in p.as_dict().items() if k != "description"} for p in profiles),
+                key=lambda d: d["name"],
+            )
+        ),
+        "plan": _digest(
+            {
+                k: plan.to_dict()[k]
+                for k in ("model", "baseline", "max_multiplier", "warmup_s", "hold_s")
+            }
+        ),
         "target": target_key,
         "model": plan.model,
         "emulation": bool(info.get("emulation", True)),
@@ -66,9 +72,16 @@ def build_summary(
         for w in analysis.warnings
     ] + [{"kind": "store", "message": m, "segment": None, "step": None} for m in store_warnings]
     if info.get("status") not in ("complete", None):
-        warnings.append({"kind": "partial_run", "segment": None, "step": None,
-                         "message": f"the run did not complete ({info.get('stop_reason') or info.get('status')}): "
-                                    "results cover the steps measured before it stopped"})
+        warnings.append(
+            {
+                "kind": "partial_run",
+                "segment": None,
+                "step": None,
+                "message": "the run did not complete "
+                f"({info.get('stop_reason') or info.get('status')}): "
+                "results cover the steps measured before it stopped",
+            }
+        )
     return {
         "schema": SUMMARY_SCHEMA,
         "run_id": info.get("run_id"),
@@ -95,9 +108,13 @@ def build_summary(
                 "generator_bound": s.generator.bound,
                 "segments": {
                     name: {
-                        "p50_ms": seg.p50_ms, "p95_ms": seg.p95_ms, "p99_ms": seg.p99_ms,
-                        "error_rate": seg.error_rate, "offered_rps": seg.offered_rps,
-                        "completed_rps": seg.completed_rps, "requests": seg.requests,
+                        "p50_ms": seg.p50_ms,
+                        "p95_ms": seg.p95_ms,
+                        "p99_ms": seg.p99_ms,
+                        "error_rate": seg.error_rate,
+                        "offered_rps": seg.offered_rps,
+                        "completed_rps": seg.completed_rps,
+                        "requests": seg.requests,
                         "errors": dict(seg.errors),
                     }
                     for name, seg in s.segments.items()
@@ -131,15 +148,19 @@ def markdown(summary: Mapping[str, Any]) -> str:
     first = summary.get("first_to_break")
     if first:
         seg = next(s for s in summary["segments"] if s["profile"] == first)
-        lines.append(f"**First to break: {first} at {_fmt_break(seg['break'])}** "
-                     f"({seg['break'].get('criterion')}, {seg['break'].get('label')}).")
+        lines.append(
+            f"**First to break: {first} at {_fmt_break(seg['break'])}** "
+            f"({seg['break'].get('criterion')}, {seg['break'].get('label')})."
+        )
     else:
         lines.append(f"No segment broke up to {summary.get('max_multiplier'):g}X.")
     lines += ["", "| segment | breaks at | label | criterion |", "|---|---|---|---|"]
     for seg in summary["segments"]:
         b = seg["break"]
-        lines.append(f"| {seg['profile']} | {_fmt_break(b)} | {b.get('label')} | "
-                     f"{b.get('criterion') or '–'} |")
+        lines.append(
+            f"| {seg['profile']} | {_fmt_break(b)} | {b.get('label')} | "
+            f"{b.get('criterion') or '–'} |"
+        )
     if summary.get("warnings"):
         lines += ["", "Measurement warnings:"]
         lines += [f"- {w['message']}" for w in summary["warnings"][:10]]

@@ -60,8 +60,17 @@ def wrap_user_classes(
         for cls in scenario_classes:
             weight = segment_weight * _class_weight(cls) / class_total
             wrapped.append(
-                _wrap(cls, profile, weight, model=model, hooks=hooks, scheduler=scheduler,
-                      emulate=emulate, seed=seed, counter=counter)
+                _wrap(
+                    cls,
+                    profile,
+                    weight,
+                    model=model,
+                    hooks=hooks,
+                    scheduler=scheduler,
+                    emulate=emulate,
+                    seed=seed,
+                    counter=counter,
+                )
             )
     return wrapped
 
@@ -84,7 +93,7 @@ def _wrap(
     # Weights are integers for Locust's dispatcher; scale to keep three significant digits.
     int_weight = max(1, round(weight * 10_000))
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807 - becomes a method
         cls.__init__(self, *args, **kwargs)
         self._bp_lag_ms = 0.0
         self._bp_iter_start: float | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -31,11 +33,12 @@ def test_beyond_ten_grows_geometrically_to_the_maximum() -> None:
 )
 def test_ramp_is_increasing_and_bounded(max_m: float, linear: float, factor: float) -> None:
     """Any valid plan's ramp starts at 1X, increases strictly and never exceeds the maximum."""
-    plan = Plan(model="open", baseline=10, max_multiplier=max_m, linear_until=linear,
-                beyond_factor=factor)
+    plan = Plan(
+        model="open", baseline=10, max_multiplier=max_m, linear_until=linear, beyond_factor=factor
+    )
     levels = [s.multiplier for s in ramp(plan)]
     assert levels[0] == 1.0
-    assert all(b > a for a, b in zip(levels, levels[1:], strict=False))
+    assert all(b > a for a, b in pairwise(levels))
     assert levels[-1] <= max_m + 1e-9
     assert worst_case_steps(plan, 3) >= len(levels)
 

@@ -43,8 +43,9 @@ p95_ms = 1500
         pytest.param("2g-rural", 1300, 20, 18, 6, id="2g-rural"),
     ],
 )
-def test_builtin_numbers_match_design(name: str, rtt: float, down: float, up: float,
-                                      cpu: float) -> None:
+def test_builtin_numbers_match_design(
+    name: str, rtt: float, down: float, up: float, cpu: float
+) -> None:
     """Each built-in profile carries the RTT, bandwidth and CPU slowdown of DESIGN.md section 3."""
     p = builtin_profiles()[name]
     assert (p.network.rtt_ms, p.network.down_kbps, p.network.up_kbps) == (rtt, down, up)
@@ -86,26 +87,45 @@ def test_shares_are_normalised_over_the_chosen_profiles(tmp_path: Path) -> None:
     ("edit", "field", "words"),
     [
         pytest.param(("rtt_ms = 100", "rtt_ms = -5"), "network.rtt_ms", ">= 0", id="negative-rtt"),
-        pytest.param(("down_kbps = 1000", "down_kbps = 0"), "network.down_kbps", "> 0",
-                     id="zero-bandwidth"),
+        pytest.param(
+            ("down_kbps = 1000", "down_kbps = 0"), "network.down_kbps", "> 0", id="zero-bandwidth"
+        ),
         pytest.param(("share = 2", "share = 0"), "share", "> 0", id="zero-share"),
         pytest.param(("share = 2", "share = -1"), "share", "> 0", id="negative-share"),
         pytest.param(("share = 2", 'share = "big"'), "share", "number", id="text-share"),
-        pytest.param(("cpu_slowdown = 2", "cpu_slowdown = 0.5"), "device.cpu_slowdown", ">= 1",
-                     id="cpu-below-1"),
+        pytest.param(
+            ("cpu_slowdown = 2", "cpu_slowdown = 0.5"),
+            "device.cpu_slowdown",
+            ">= 1",
+            id="cpu-below-1",
+        ),
         pytest.param(("p95_ms = 1500", "p95_ms = 0"), "slo.p95_ms", "> 0", id="zero-slo"),
-        pytest.param(("p95_ms = 1500", "p95_ms = 1500\nerror_rate = 2"), "slo.error_rate",
-                     "<= 1", id="error-rate-above-1"),
-        pytest.param(("rtt_ms = 100", "rtt_ms = 100\nbandwidth = 3"), "network.bandwidth",
-                     "unknown field", id="unknown-network-field"),
-        pytest.param(('name = "kiosk"', 'name = "kiosk"\ncolour = "red"'), "colour",
-                     "unknown field", id="unknown-top-field"),
+        pytest.param(
+            ("p95_ms = 1500", "p95_ms = 1500\nerror_rate = 2"),
+            "slo.error_rate",
+            "<= 1",
+            id="error-rate-above-1",
+        ),
+        pytest.param(
+            ("rtt_ms = 100", "rtt_ms = 100\nbandwidth = 3"),
+            "network.bandwidth",
+            "unknown field",
+            id="unknown-network-field",
+        ),
+        pytest.param(
+            ('name = "kiosk"', 'name = "kiosk"\ncolour = "red"'),
+            "colour",
+            "unknown field",
+            id="unknown-top-field",
+        ),
         pytest.param(("up_kbps = 500", ""), "network.up_kbps", "missing", id="missing-field"),
-        pytest.param(('name = "kiosk"', 'name = "bad name!"'), "name", "not a valid name",
-                     id="bad-name"),
+        pytest.param(
+            ('name = "kiosk"', 'name = "bad name!"'), "name", "not a valid name", id="bad-name"
+        ),
         pytest.param(("[slo]\np95_ms = 1500", ""), "slo", "missing", id="missing-section"),
-        pytest.param(("rtt_ms = 100", "rtt_ms = true"), "network.rtt_ms", "number",
-                     id="boolean-rtt"),
+        pytest.param(
+            ("rtt_ms = 100", "rtt_ms = true"), "network.rtt_ms", "number", id="boolean-rtt"
+        ),
         pytest.param(("rtt_ms = 100", "rtt_ms = nan"), "network.rtt_ms", "finite", id="nan-rtt"),
         pytest.param(('name = "kiosk"', "name = [1"), "", "invalid TOML", id="bad-toml"),
     ],
@@ -126,7 +146,7 @@ def test_bad_profiles_are_refused_with_file_and_field(
 
 def test_unknown_profile_names_the_choices() -> None:
     """An unknown name lists the built-ins and how to give a file."""
-    with pytest.raises(ProfileError, match="unknown profile 'iphone'.*android-lowend-3g"):
+    with pytest.raises(ProfileError, match=r"unknown profile 'iphone'.*android-lowend-3g"):
         resolve_profiles(["iphone"])
 
 
@@ -139,8 +159,9 @@ def test_duplicate_profiles_are_refused() -> None:
 def test_stored_profiles_round_trip() -> None:
     """A profile written into run.json reads back equal, including 'no emulation'."""
     for p in builtin_profiles().values():
-        assert profile_from_dict(p.as_dict()) == p.__class__(**{**p.__dict__, "default": False,
-                                                               "path": ""})
+        assert profile_from_dict(p.as_dict()) == p.__class__(
+            **{**p.__dict__, "default": False, "path": ""}
+        )
         bare = p.without_emulation()
         assert profile_from_dict(bare.as_dict()).network.down_kbps == math.inf
         assert not bare.emulated

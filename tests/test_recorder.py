@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from breakpoint.recorder import Recorder, classify_error, summarise_health
@@ -22,12 +20,28 @@ class Status:
         self.status_code = code
 
 
-def request(rec: Recorder, *, start: float, ms: float, segment: str = "a", lag_ms: float = 0.0,
-            name: str = "/x", exc: BaseException | None = None, status: int = 200,
-            **ctx: float) -> None:
-    rec.on_request(request_type="GET", name=name, response_time=ms, response_length=10,
-                   exception=exc, context={"bp_segment": segment, "bp_lag_ms": lag_ms, **ctx},
-                   start_time=start, response=Status(status))
+def request(
+    rec: Recorder,
+    *,
+    start: float,
+    ms: float,
+    segment: str = "a",
+    lag_ms: float = 0.0,
+    name: str = "/x",
+    exc: BaseException | None = None,
+    status: int = 200,
+    **ctx: float,
+) -> None:
+    rec.on_request(
+        request_type="GET",
+        name=name,
+        response_time=ms,
+        response_length=10,
+        exception=exc,
+        context={"bp_segment": segment, "bp_lag_ms": lag_ms, **ctx},
+        start_time=start,
+        response=Status(status),
+    )
 
 
 def test_warmup_is_discarded_and_lag_is_added() -> None:
@@ -35,10 +49,10 @@ def test_warmup_is_discarded_and_lag_is_added() -> None:
     clock = Clock()
     rec = Recorder(["a"], clock=clock)
     rec.open_step(0, 1.0, 40.0, "ramp", warmup_s=2.0, start=1000.0)
-    request(rec, start=1001.0, ms=10)                      # warm-up: dropped
+    request(rec, start=1001.0, ms=10)  # warm-up: dropped
     for _ in range(99):
         request(rec, start=1003.0, ms=10)
-    request(rec, start=1003.5, ms=10, lag_ms=990)          # intended at 1002.51: counted, 1000 ms
+    request(rec, start=1003.5, ms=10, lag_ms=990)  # intended at 1002.51: counted, 1000 ms
     clock.t = 1006.0
     rec.close_step(0, 1006.0)
     step = rec.result(0, final=True)
@@ -108,7 +122,7 @@ def test_errors_parts_endpoints_and_series() -> None:
         pytest.param(None, 404, "http_4xx", id="4xx-without-exception"),
         pytest.param(RuntimeError("HTTP 500"), 500, "http_5xx", id="5xx"),
         pytest.param(TimeoutError("timed out"), 0, "timeout", id="timeout"),
-        pytest.param(socket.timeout("timed out"), 0, "timeout", id="socket-timeout"),
+        pytest.param(TimeoutError("timed out"), 0, "timeout", id="socket-timeout"),
         pytest.param(ConnectionRefusedError(111, "refused"), 0, "connection", id="refused"),
         pytest.param(ConnectionResetError(104, "reset"), 0, "connection", id="reset"),
         pytest.param(ValueError("bad json"), 200, "other", id="other"),

@@ -97,9 +97,9 @@ def run_demo(
 
 def _note_target(run_dir: Path, stats: dict[str, object]) -> None:
     """Record the service time the target really held (timers wake late) in run.json."""
-    from ..store import RUN_FILE, write_json
-
     import json
+
+    from ..store import RUN_FILE, write_json
 
     path = run_dir / RUN_FILE
     info = json.loads(path.read_text(encoding="utf-8"))

@@ -49,11 +49,15 @@ def _break_text(seg: SegmentAnalysis, max_multiplier: float) -> str:
     b = seg.breaking
     if b.label == "not_reached":
         return f"holds up to {max_multiplier:g}X" + (
-            f" (fit suggests ~{b.multiplier:.3g}X)" if b.multiplier else "")
+            f" (fit suggests ~{b.multiplier:.3g}X)" if b.multiplier else ""
+        )
     if b.multiplier is None:
         return "unknown"
-    interval = (f" (95% interval {b.low:.3g}–{b.high:.3g}X)"
-                if b.low is not None and b.high is not None else "")
+    interval = (
+        f" (95% interval {b.low:.3g}–{b.high:.3g}X)"
+        if b.low is not None and b.high is not None
+        else ""
+    )
     return f"{b.multiplier:.3g}X{interval}"
 
 
@@ -89,7 +93,9 @@ def _nearest_step(steps: Sequence[StepResult], multiplier: float | None) -> Step
     return min(usable, key=lambda s: (abs(s.multiplier - multiplier), s.partial))
 
 
-def _decomposition(steps: Sequence[StepResult], analysis: Analysis) -> tuple[list[str], list[dict[str, float]]]:
+def _decomposition(
+    steps: Sequence[StepResult], analysis: Analysis
+) -> tuple[list[str], list[dict[str, float]]]:
     labels: list[str] = []
     parts: list[dict[str, float]] = []
     top = max((s.multiplier for s in steps if not s.generator.bound), default=None)
@@ -125,8 +131,14 @@ def _errors_table(steps: Sequence[StepResult]) -> tuple[list[str], list[dict[str
             if k not in kinds:
                 kinds.append(k)
         if total:
-            rows.append({"multiplier": s.multiplier, "index": s.index, "requests": requests,
-                         "errors": total})
+            rows.append(
+                {
+                    "multiplier": s.multiplier,
+                    "index": s.index,
+                    "requests": requests,
+                    "errors": total,
+                }
+            )
     return kinds, rows
 
 
@@ -145,20 +157,33 @@ def render_html(
     by_name = {p.name: p for p in profiles}
     ordered = sorted(
         analysis.segments.values(),
-        key=lambda s: (s.breaking.label == "not_reached",
-                       s.breaking.multiplier if s.breaking.multiplier is not None else math.inf),
+        key=lambda s: (
+            s.breaking.label == "not_reached",
+            s.breaking.multiplier if s.breaking.multiplier is not None else math.inf,
+        ),
     )
-    ladder_rows = [plots.LadderRow(s.profile, s.breaking.multiplier, s.breaking.low,
-                                   s.breaking.high, s.breaking.label) for s in ordered]
+    ladder_rows = [
+        plots.LadderRow(
+            s.profile, s.breaking.multiplier, s.breaking.low, s.breaking.high, s.breaking.label
+        )
+        for s in ordered
+    ]
+    # "Holds at 10X" needs evidence at 10X: a segment not reached below a lower cap says nothing.
     holding_at_10 = sum(
-        1 for s in analysis.segments.values()
-        if s.breaking.label == "not_reached" or (s.breaking.multiplier or 0) > 10.0
+        1
+        for s in analysis.segments.values()
+        if (s.breaking.label == "not_reached" and max_multiplier >= 10.0)
+        or (s.breaking.label != "not_reached" and (s.breaking.low or 0) > 10.0)
     )
     first = analysis.segments.get(analysis.first_to_break or "")
     curves = [
-        {"name": s.profile, "profile": by_name.get(s.profile),
-         "svg": Markup(plots.curve(_curve_data(s), plots.PALETTE[i % len(plots.PALETTE)])),
-         "text": _break_text(s, max_multiplier), "seg": s}
+        {
+            "name": s.profile,
+            "profile": by_name.get(s.profile),
+            "svg": Markup(plots.curve(_curve_data(s), plots.PALETTE[i % len(plots.PALETTE)])),
+            "text": _break_text(s, max_multiplier),
+            "seg": s,
+        }
         for i, s in enumerate(ordered)
     ]
     dec_labels, dec_parts = _decomposition(steps, analysis)
@@ -166,8 +191,10 @@ def render_html(
     offered = [sum(seg.offered_rps for seg in s.segments.values()) for s in steps]
     completed = [sum(seg.completed_rps for seg in s.segments.values()) for s in steps]
     err = [
-        (sum(seg.error_count + seg.unfinished for seg in s.segments.values())
-         / max(1, sum(seg.requests + seg.unfinished for seg in s.segments.values())))
+        (
+            sum(seg.error_count + seg.unfinished for seg in s.segments.values())
+            / max(1, sum(seg.requests + seg.unfinished for seg in s.segments.values()))
+        )
         for s in steps
     ]
     kinds, error_rows = _errors_table(steps)
@@ -183,11 +210,18 @@ def render_html(
         "first_text": _break_text(first, max_multiplier) if first else "",
         "holding_at_10": holding_at_10,
         "max_multiplier": max_multiplier,
-        "ladder_svg": Markup(plots.ladder(ladder_rows, max_multiplier=max_multiplier,
-                                          expected_multiplier=expected_multiplier)),
+        "ladder_svg": Markup(
+            plots.ladder(
+                ladder_rows, max_multiplier=max_multiplier, expected_multiplier=expected_multiplier
+            )
+        ),
         "curves": curves,
-        "decomposition_svg": Markup(plots.decomposition(dec_labels, dec_parts)) if dec_parts else None,
-        "throughput_svg": Markup(plots.throughput(totals_x, offered, completed, err)) if steps else None,
+        "decomposition_svg": Markup(plots.decomposition(dec_labels, dec_parts))
+        if dec_parts
+        else None,
+        "throughput_svg": Markup(plots.throughput(totals_x, offered, completed, err))
+        if steps
+        else None,
         "error_kinds": kinds,
         "error_rows": error_rows,
         "warnings": summary.get("warnings", []),
