@@ -8,7 +8,7 @@ and distributed workers can be merged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -332,3 +332,116 @@ def group_records(records: Iterable[Mapping[str, Any]]) -> list[StepResult]:
         if rec.get("kind") == "segment_step":
             by_step.setdefault(int(rec["step"]), []).append(rec)
     return [StepResult.from_records(by_step[i]) for i in sorted(by_step)]
+
+
+def _sum_dicts(dicts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+def _pad(values: Sequence[Any], n: int, fill: Any) -> list[Any]:
+    return list(values) + [fill] * (n - len(values))
+
+
+def merge_segment_steps(parts: Sequence[SegmentStep]) -> SegmentStep:
+    """One segment's step measured by several generator processes, as if measured by one.
+
+    Histograms are merged exactly; counts and rates add up; mean latency parts and per-second
+    means are weighted by request counts.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    hist = merge_encoded(p.histogram for p in parts)
+    pct = percentiles_ms(hist)
+    requests = sum(p.requests for p in parts)
+    part_names = {k for p in parts for k in p.parts_ms}
+    parts_ms = (
+        {k: sum(p.parts_ms.get(k, 0.0) * p.requests for p in parts) / requests for k in part_names}
+        if requests
+        else {}
+    )
+    endpoints: dict[str, EndpointStats] = {}
+    for name in sorted({e for p in parts for e in p.endpoints}):
+        mine = [p.endpoints[name] for p in parts if name in p.endpoints]
+        ep_hist = merge_encoded(e.histogram for e in mine)
+        ep_pct = percentiles_ms(ep_hist)
+        endpoints[name] = EndpointStats(
+            requests=sum(e.requests for e in mine),
+            errors=sum(e.errors for e in mine),
+            p50_ms=ep_pct["p50_ms"],
+            p95_ms=ep_pct["p95_ms"],
+            p99_ms=ep_pct["p99_ms"],
+            histogram=encode_histogram(ep_hist),
+        )
+    seconds = max(len(p.series.completed) for p in parts)
+    completed = [0] * seconds
+    errors = [0] * seconds
+    weighted = [0.0] * seconds
+    for p in parts:
+        counts = _pad(p.series.completed, seconds, 0)
+        means = _pad(p.series.mean_ms, seconds, None)
+        for i, (c, e, m) in enumerate(
+            zip(counts, _pad(p.series.errors, seconds, 0), means, strict=True)
+        ):
+            completed[i] += c
+            errors[i] += e
+            weighted[i] += (m or 0.0) * c
+    mean_ms = tuple((w / c if c else None) for w, c in zip(weighted, completed, strict=True))
+    return SegmentStep(
+        segment=parts[0].segment,
+        requests=requests,
+        errors=_sum_dicts(p.errors for p in parts),
+        offered_rps=sum(p.offered_rps for p in parts),
+        completed_rps=sum(p.completed_rps for p in parts),
+        p50_ms=pct["p50_ms"],
+        p90_ms=pct["p90_ms"],
+        p95_ms=pct["p95_ms"],
+        p99_ms=pct["p99_ms"],
+        max_ms=pct["max_ms"],
+        mean_ms=pct["mean_ms"],
+        histogram=encode_histogram(hist),
+        parts_ms=parts_ms,
+        endpoints=endpoints,
+        series=Series(tuple(completed), tuple(errors), mean_ms),
+        unfinished=sum(p.unfinished for p in parts),
+    )
+
+
+def merge_health(parts: Sequence[GeneratorHealth], *, workers_lost: int = 0) -> GeneratorHealth:
+    """The generator as a whole: bound when any process was, or when a worker was lost."""
+    reasons = tuple(dict.fromkeys(r for p in parts for r in p.reasons))
+    if workers_lost:
+        reasons += (f"{workers_lost} worker(s) lost during the step",)
+    return GeneratorHealth(
+        cpu_pct_max=max((p.cpu_pct_max for p in parts), default=0.0),
+        cpu_pct_mean=sum(p.cpu_pct_mean for p in parts) / len(parts) if parts else 0.0,
+        loop_lag_p99_ms=max((p.loop_lag_p99_ms for p in parts), default=0.0),
+        schedule_lag_p99_ms=max((p.schedule_lag_p99_ms for p in parts), default=0.0),
+        bound=any(p.bound for p in parts) or workers_lost > 0,
+        reasons=reasons,
+        workers=len(parts),
+        workers_lost=workers_lost,
+    )
+
+
+def merge_steps(parts: Sequence[StepResult], *, workers_lost: int = 0) -> StepResult:
+    """A step measured by several worker processes (same windows), merged into one."""
+    first = parts[0]
+    names = list(dict.fromkeys(n for p in parts for n in p.segments))
+    return StepResult(
+        index=first.index,
+        multiplier=first.multiplier,
+        load=first.load,
+        phase=first.phase,
+        started_at=min(p.started_at for p in parts),
+        warmup_s=first.warmup_s,
+        measured_s=max(p.measured_s for p in parts),
+        segments={
+            n: merge_segment_steps([p.segments[n] for p in parts if n in p.segments]) for n in names
+        },
+        generator=merge_health([p.generator for p in parts], workers_lost=workers_lost),
+        partial=any(p.partial for p in parts),
+    )
