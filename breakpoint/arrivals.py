@@ -52,6 +52,10 @@ class ArrivalScheduler:
         self.schedule_lag_s: list[float] = []  # drained by the recorder once per second
         self.issued: dict[str, int] = dict.fromkeys(self._names, 0)
 
+    def reseed(self, seed: int) -> None:
+        """Start a different random stream (each distributed worker draws its own)."""
+        self._rng = random.Random(seed)
+
     def set_rate(self, rate_per_s: float, step: int) -> None:
         """Change the total arrival rate; takes effect from the next arrival."""
         self._rate = max(0.0, rate_per_s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +353,34 @@ def _fmt_s(seconds: float) -> str:
     show_default=True,
     help="Guardrail: most users this process may run.",
 )
+@click.option(
+    "--master", is_flag=True, help="Be the master of a distributed run; workers join with --worker."
+)
+@click.option(
+    "--expect-workers",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="With --master: how many workers to wait for before the first step.",
+)
+@click.option(
+    "--master-bind",
+    default="127.0.0.1",
+    show_default=True,
+    help="With --master: address to listen on for workers (0.0.0.0: all).",
+)
+@click.option(
+    "--worker",
+    is_flag=True,
+    help="Be a worker of a distributed run (same scenario, host and plan options).",
+)
+@click.option("--master-host", default=None, help="With --worker: the master's address.")
+@click.option(
+    "--master-port",
+    type=click.IntRange(1, 65535),
+    default=5557,
+    show_default=True,
+    help="The master's port for workers.",
+)
 def run(
     scenario: str,
     host: str,
@@ -363,6 +392,12 @@ def run(
     repeat: int,
     no_emulation: bool,
     max_users: int,
+    master: bool,
+    expect_workers: int | None,
+    master_bind: str,
+    worker: bool,
+    master_host: str | None,
+    master_port: int,
     **options: Any,
 ) -> None:
     """Drive load from 1X up, step by step, and find where each segment breaks."""
@@ -374,18 +409,20 @@ def run(
     path = Path(scenario)
     if not path.is_file():
         raise UsageError(f"{scenario}: scenario file not found")
-    if workers:
-        raise UsageError(
-            "--workers: distributed mode is not available in this version yet; "
-            "run without --workers"
-        )
-    check_store(out_dir)
+    if sum((bool(workers), master, worker)) > 1:
+        raise UsageError("--workers, --master and --worker: choose one way to distribute")
+    if worker and not master_host:
+        raise UsageError("--worker: give the master's address with --master-host HOST")
+    if master and not expect_workers:
+        raise UsageError("--master: say how many workers will join with --expect-workers N")
+    if not worker:
+        check_store(out_dir)
     ensure_fd_limit(max_users)
     check_target(host)
     from .scenario import load_scenario
 
     load_scenario(path)  # imports the locustfile now: its mistakes surface before any load
-    from .drive import RunInterrupted, RunSettings, execute
+    from .drive import RunInterrupted, RunSettings, execute, run_worker
     from .publish import publish
     from .search import Search
 
@@ -398,13 +435,22 @@ def run(
         out_dir=out_dir,
         emulate=not no_emulation,
         max_users=max_users,
+        workers=workers,
+        expect_workers=expect_workers or 0,
+        master_bind=master_bind,
+        master_port=master_port if (master or worker) else 0,
     )
+    if worker:
+        assert master_host is not None
+        raise SystemExit(run_worker(settings, master_host, master_port, say=_echo))
+    slos = {p.name: p.slo for p in chosen}
     for i in range(repeat):
         if repeat > 1:
             _echo(f"repeat {i + 1} of {repeat}")
-        slos = {p.name: p.slo for p in chosen}
+        # Repeats are independent searches: each draws its own arrivals.
+        this = replace(settings, plan=replace(the_plan, seed=the_plan.seed + i))
         try:
-            run_dir = execute(settings, Search(the_plan, slos), say=_echo)
+            run_dir = execute(this, Search(this.plan, slos), say=_echo)
         except RunInterrupted as stopped:
             report = publish(stopped.path)
             _echo(f"report: {report}")
@@ -413,6 +459,17 @@ def run(
         report = publish(run_dir)
         _echo(f"report: {report}")
         _echo(str(run_dir))
+
+
+@cli.command("_worker", hidden=True)
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), required=True)
+@click.option("--master-host", required=True)
+@click.option("--master-port", type=int, required=True)
+def worker_process(spec_path: Path, master_host: str, master_port: int) -> None:
+    """A local worker process of `run --workers N` (started by the master, not by users)."""
+    from .drive import run_worker_spec
+
+    raise SystemExit(run_worker_spec(spec_path, master_host, master_port))
 
 
 @cli.command()

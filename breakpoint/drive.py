@@ -1,15 +1,19 @@
-"""Run a plan with Locust as a library: the only place that builds Locust environments.
+"""Run a plan with Locust as a library: the only place that builds Locust environments and runners.
 
-`execute(settings)` wires the pieces together (scenario's user classes wrapped per segment,
-arrival scheduler, recorder, controller shape, generator-health sampler), runs the steps, keeps
-every closed step on disk as it goes, and ends cleanly on the plan's end, Ctrl-C or SIGTERM.
+`execute(settings, policy)` runs a whole search in this process, or as the master of a
+distributed run (local worker processes with `workers`, or remote ones with `expect_workers`);
+`run_worker(settings, master_host, master_port)` is a worker. Every closed step is on disk as the
+run goes; the run ends cleanly on the plan's end, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import platform
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,18 +26,22 @@ import psutil
 
 from . import __version__
 from .arrivals import ArrivalScheduler
-from .config import Plan
-from .profiles import Profile, normalised_shares
+from .config import Plan, PlannedStep
+from .criteria import judge_step
+from .distributed import RemoteSteps, WorkerAgent
+from .errors import BreakpointError, TargetError
+from .profiles import Profile, normalised_shares, profile_from_dict
 from .recorder import Recorder, summarise_health
 from .results import StepResult
-from .scenario import load_scenario
+from .scenario import Scenario, load_scenario
 from .shape import ActiveStep, Controller, Policy
 from .store import RunWriter
-from .users import wrap_user_classes
+from .users import IterationHooks, wrap_user_classes
 
 # Wait at most this long after a step closes for its in-flight requests before the record is
 # final; requests still in flight then count as unfinished (errors).
 DRAIN_MAX_S = 15.0
+WORKER_CONNECT_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,38 @@ class RunSettings:
     emulate: bool = True
     max_users: int = 20_000
     target_info: dict[str, Any] = field(default_factory=dict)
+    workers: int = 0  # local worker processes (0: run the users here)
+    expect_workers: int = 0  # remote workers to wait for (--master)
+    master_bind: str = "127.0.0.1"
+    master_port: int = 5557
+
+    @property
+    def distributed(self) -> bool:
+        return self.workers > 0 or self.expect_workers > 0
+
+    def to_spec(self) -> dict[str, Any]:
+        """What a worker process needs to build the same user classes."""
+        return {
+            "scenario": str(self.scenario.resolve()),
+            "host": self.host,
+            "plan": self.plan.to_dict(),
+            "profiles": [p.as_dict() for p in self.profiles],
+            "emulate": self.emulate,
+            "max_users": self.max_users,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> RunSettings:
+        return cls(
+            scenario=Path(spec["scenario"]),
+            host=spec["host"],
+            plan=Plan.from_dict(spec["plan"]),
+            profiles=tuple(profile_from_dict(p) for p in spec["profiles"]),
+            label="worker",
+            out_dir=Path("."),
+            emulate=bool(spec["emulate"]),
+            max_users=int(spec["max_users"]),
+        )
 
 
 def estimate_busy_s(profile: Profile, *, emulate: bool) -> float:
@@ -58,6 +98,111 @@ def estimate_busy_s(profile: Profile, *, emulate: bool) -> float:
     n = profile.network
     transfer_s = (30 * 8) / n.down_kbps if math.isfinite(n.down_kbps) else 0.0
     return 0.05 + 3 * n.rtt_ms / 1000.0 + transfer_s
+
+
+@dataclass(frozen=True)
+class _Segments:
+    scenario: Scenario
+    profiles: list[Profile]
+    names: list[str]
+    shares: dict[str, float]
+    busy: dict[str, float]
+    pool_weights: dict[str, float]
+
+
+def _prepare(settings: RunSettings) -> _Segments:
+    scenario = load_scenario(settings.scenario)
+    profiles = list(settings.profiles)
+    shares = normalised_shares(profiles)
+    busy = {p.name: estimate_busy_s(p, emulate=settings.emulate) for p in profiles}
+    return _Segments(
+        scenario,
+        profiles,
+        [p.name for p in profiles],
+        shares,
+        busy,
+        {p.name: shares[p.name] * busy[p.name] for p in profiles},
+    )
+
+
+def _classes(
+    settings: RunSettings, seg: _Segments, hooks: IterationHooks, scheduler: ArrivalScheduler | None
+) -> list[type]:
+    return wrap_user_classes(
+        seg.scenario.user_classes,
+        seg.profiles,
+        seg.shares,
+        model=settings.plan.model,
+        hooks=hooks,
+        scheduler=scheduler,
+        emulate=settings.emulate,
+        pool_weights=seg.pool_weights,
+        seed=settings.plan.seed,
+    )
+
+
+class LocalSteps:
+    """The StepSource of a single-process run: the local recorder and arrival scheduler."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        scheduler: ArrivalScheduler | None,
+        shares: dict[str, float],
+        on_final: Callable[[StepResult], None],
+    ) -> None:
+        self.recorder = recorder
+        self.scheduler = scheduler
+        self.shares = shares
+        self.on_final = on_final
+        self.stopping_now = False
+        self._pending: set[int] = set()
+
+    def open(self, index: int, planned: PlannedStep, load: float, now: float) -> None:
+        self.recorder.open_step(
+            index, planned.multiplier, load, planned.phase, planned.warmup_s, start=now
+        )
+        if self.scheduler is not None:
+            self.scheduler.set_rate(load, index)
+
+    def close(self, index: int, now: float, *, partial: bool) -> None:
+        self.recorder.close_step(index, now)
+        self._pending.add(index)
+        gevent.spawn(self._finalise, index, partial)
+
+    def provisional(self, index: int, now: float) -> StepResult | None:
+        return self.recorder.result(index, final=False)
+
+    def backlogged(self, load: float) -> bool:
+        if self.scheduler is None:
+            return False
+        return any(
+            self.scheduler.backlog(name) > max(5.0, load * share * 0.5)
+            for name, share in self.shares.items()
+        )
+
+    def stop_arrivals(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.set_rate(0.0, -1)
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def _finalise(self, index: int, partial: bool) -> None:
+        deadline = time.time() + DRAIN_MAX_S
+        while (
+            self.recorder.in_flight(index) > 0 and time.time() < deadline and not self.stopping_now
+        ):
+            gevent.sleep(0.1)
+        final = self.recorder.result(
+            index,
+            final=True,
+            partial=partial,
+            health=summarise_health(self.recorder.health_of(index)),
+        )
+        self._pending.discard(index)
+        self.on_final(final)
+        self.recorder.forget(index)
 
 
 def execute(
@@ -70,56 +215,46 @@ def execute(
     from locust.env import Environment
 
     plan = settings.plan
-    scenario = load_scenario(settings.scenario)
-    profiles = list(settings.profiles)
-    shares = normalised_shares(profiles)
-    names = [p.name for p in profiles]
-    busy = {p.name: estimate_busy_s(p, emulate=settings.emulate) for p in profiles}
-    pool_weights = {name: shares[name] * busy[name] for name in names}
-
+    seg = _prepare(settings)
     writer = RunWriter(
         settings.out_dir,
         settings.label,
         {
             "model": plan.model,
             "plan": plan.to_dict(),
-            "profiles": [p.as_dict() for p in profiles],
-            "shares": shares,
+            "profiles": [p.as_dict() for p in seg.profiles],
+            "shares": seg.shares,
             "scenario": {
                 "path": str(settings.scenario),
-                "fingerprint": scenario.fingerprint,
-                "user_classes": [c.__name__ for c in scenario.user_classes],
+                "fingerprint": seg.scenario.fingerprint,
+                "user_classes": [c.__name__ for c in seg.scenario.user_classes],
             },
             "host": settings.host,
             "target": settings.target_info,
             "emulation": settings.emulate,
+            "generator": {"workers": settings.workers or settings.expect_workers or 0},
             "versions": _versions(),
             "git_rev": _git_rev(settings.scenario),
         },
     )
-    recorder = Recorder(names)
-    scheduler = (
-        ArrivalScheduler(shares, seed=plan.seed, on_issue=recorder.iteration_offered)
-        if plan.model == "open"
-        else None
-    )
-    classes = wrap_user_classes(
-        scenario.user_classes,
-        profiles,
-        shares,
-        model=plan.model,
-        hooks=recorder,
-        scheduler=scheduler,
-        emulate=settings.emulate,
-        pool_weights=pool_weights,
-        seed=plan.seed,
-    )
+    slos = {p.name: p.slo for p in seg.profiles}
     closed: list[StepResult] = []
+    finals: dict[int, StepResult] = {}
+
+    def on_final(final: StepResult) -> None:
+        writer.append(final, final=True)
+        finals[final.index] = final
+        controller.replace_result(final)
+        say(_progress_line(final, seg.profiles, judge_step(final, slos)))
+        if final.generator.bound:
+            say(
+                f"warning: step {final.index + 1} is generator-bound "
+                f"({'; '.join(final.generator.reasons)}): not a breaking point of the target"
+            )
 
     def on_step_closed(result: StepResult) -> None:
         writer.append(result, final=False)
         closed.append(result)
-        gevent.spawn(_finalise, result.index, result.partial)
 
     def on_step_started(step: ActiveStep) -> None:
         say(
@@ -128,91 +263,91 @@ def execute(
             f"{step.planned.hold_s:g}s measured)"
         )
 
+    recorder = Recorder(seg.names)
+    scheduler: ArrivalScheduler | None = None
+    source: LocalSteps | RemoteSteps
+    if settings.distributed:
+        source = RemoteSteps(
+            seg.names, model=plan.model, on_final=on_final, drain_timeout_s=DRAIN_MAX_S, say=say
+        )
+        classes = _classes(settings, seg, IterationHooks(), None)
+    else:
+        if plan.model == "open":
+            scheduler = ArrivalScheduler(
+                seg.shares, seed=plan.seed, on_issue=recorder.iteration_offered
+            )
+        source = LocalSteps(recorder, scheduler, seg.shares, on_final)
+        classes = _classes(settings, seg, recorder, scheduler)
+
     controller = Controller(
         plan=plan,
         policy=policy,
-        recorder=recorder,
-        scheduler=scheduler,
-        shares=shares,
-        busy_s=busy,
-        pool_weights=pool_weights,
+        source=source,
+        shares=seg.shares,
+        busy_s=seg.busy,
+        pool_weights=seg.pool_weights,
         on_step_closed=on_step_closed,
         on_step_started=on_step_started,
         max_users=settings.max_users,
     )
-    finals: dict[int, StepResult] = {}
-
-    def _finalise(index: int, partial: bool) -> None:
-        deadline = time.time() + DRAIN_MAX_S
-        while recorder.in_flight(index) > 0 and time.time() < deadline and not stopping_now[0]:
-            gevent.sleep(0.1)
-        step_samples = recorder._windows[index].health
-        final = recorder.result(
-            index, final=True, partial=partial, health=summarise_health(step_samples)
-        )
-        writer.append(final, final=True)
-        finals[index] = final
-        controller.replace_result(final)
-        say(_progress_line(final, profiles))
-        if final.generator.bound:
-            say(
-                f"  warning: step {index + 1} is generator-bound "
-                f"({'; '.join(final.generator.reasons)}): not a breaking point of the target"
-            )
-
     env = Environment(user_classes=classes, shape_class=controller, host=settings.host)
-    env.events.request.add_listener(recorder.on_request)
-    runner = env.create_local_runner()
+    worker_procs: list[subprocess.Popen[bytes]] = []
+    if isinstance(source, RemoteSteps):
+        runner = env.create_master_runner(settings.master_bind, settings.master_port)
+        source.attach(runner)
+        if settings.workers:
+            worker_procs = _spawn_local_workers(settings, writer.path, runner.server.port)
+        _wait_for_workers(runner, settings.workers or settings.expect_workers, worker_procs, say)
+    else:
+        env.events.request.add_listener(recorder.on_request)
+        runner = env.create_local_runner()
 
     stopping_now = [False]
 
     def on_signal(signum: int) -> None:
         # First signal: close the current step as partial and write the run. Second: stop now.
+        name = signal.Signals(signum).name
         if controller.stop_reason is None and not controller.finished:
             say(
-                f"{signal.Signals(signum).name}: closing the current step and writing the "
-                "run (press Ctrl-C again to stop at once)"
+                f"{name}: closing the current step and writing the run "
+                "(press Ctrl-C again to stop at once)"
             )
-            controller.request_stop(f"interrupted ({signal.Signals(signum).name})")
+            controller.request_stop(f"interrupted ({name})")
         else:
             stopping_now[0] = True
+            if isinstance(source, LocalSteps):
+                source.stopping_now = True
 
-    handlers = [
-        gevent.signal_handler(sig, on_signal, sig) for sig in (signal.SIGINT, signal.SIGTERM)
-    ]
-    samplers = [gevent.spawn(_sample_cpu, recorder), gevent.spawn(_sample_loop_lag, recorder)]
-    if scheduler is not None:
-        samplers.append(gevent.spawn(_sample_schedule_lag, recorder, scheduler))
-    interrupted = False
+    handlers = [gevent.signal_handler(s, on_signal, s) for s in (signal.SIGINT, signal.SIGTERM)]
+    samplers = []
+    if not settings.distributed:
+        samplers = _start_samplers(recorder, scheduler)
     try:
         runner.start_shape()
         while not controller.finished and not stopping_now[0]:
             gevent.sleep(0.2)
-        interrupted = controller.stop_reason is not None and controller.stop_reason.startswith(
-            "interrupted"
-        )
-        if scheduler is not None:
-            scheduler.stop()
-        # Let in-flight requests of the last step drain, then stop the users.
-        grace_until = time.time() + DRAIN_MAX_S
-        while len(finals) < len(closed) and time.time() < grace_until and not stopping_now[0]:
+            _check_workers(worker_procs, say)
+        # Let in-flight requests of the last steps drain before stopping the users.
+        grace_until = time.time() + DRAIN_MAX_S + 6
+        while source.pending() and time.time() < grace_until and not stopping_now[0]:
             gevent.sleep(0.1)
     finally:
+        source.stop_arrivals()
         runner.quit()
-        if scheduler is not None:
-            scheduler.stop()
         for g in samplers:
             g.kill(block=False)
         for h in handlers:
             h.cancel()
+        _stop_local_workers(worker_procs)
         # Steps whose drain was cut short are finalised with what they have.
         for result in closed:
-            if result.index not in finals:
-                final = recorder.result(result.index, final=True, partial=result.partial)
-                writer.append(final, final=True)
-        status = "interrupted" if (interrupted or stopping_now[0]) else "complete"
+            if result.index not in finals and not settings.distributed:
+                writer.append(
+                    recorder.result(result.index, final=True, partial=result.partial), final=True
+                )
+        interrupted = stopping_now[0] or (controller.stop_reason or "").startswith("interrupted")
         writer.update(
-            status=status,
+            status="interrupted" if interrupted else "complete",
             stop_reason=controller.stop_reason,
             finished_at=time.time(),
             steps=len(closed),
@@ -220,9 +355,127 @@ def execute(
         writer.close()
     if stopping_now[0]:
         raise KeyboardInterrupt
-    if interrupted:
+    if (controller.stop_reason or "").startswith("interrupted"):
         raise RunInterrupted(writer.path)
     return writer.path
+
+
+def run_worker(
+    settings: RunSettings, master_host: str, master_port: int, *, say: Callable[[str], None] = print
+) -> int:
+    """Be one worker of a distributed run until the master says quit."""
+    from locust.env import Environment
+
+    plan = settings.plan
+    seg = _prepare(settings)
+    recorder = Recorder(seg.names)
+    scheduler = (
+        ArrivalScheduler(seg.shares, seed=plan.seed, on_issue=recorder.iteration_offered)
+        if plan.model == "open"
+        else None
+    )
+    env = Environment(user_classes=_classes(settings, seg, recorder, scheduler), host=settings.host)
+    env.events.request.add_listener(recorder.on_request)
+    runner = env.create_worker_runner(master_host, master_port)
+    WorkerAgent(runner, recorder, scheduler, seed=plan.seed, drain_timeout_s=DRAIN_MAX_S)
+    samplers = _start_samplers(recorder, scheduler)
+    say(f"worker connected to {master_host}:{master_port}")
+    try:
+        runner.greenlet.join()
+    finally:
+        for g in samplers:
+            g.kill(block=False)
+        if scheduler is not None:
+            scheduler.stop()
+    return 0
+
+
+def run_worker_spec(spec_path: Path, master_host: str, master_port: int) -> int:
+    """Entry of a local worker process started by `execute` (settings from a JSON spec)."""
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    return run_worker(
+        RunSettings.from_spec(spec),
+        master_host,
+        master_port,
+        say=lambda line: print(line, flush=True),
+    )
+
+
+def _spawn_local_workers(
+    settings: RunSettings, run_dir: Path, port: int
+) -> list[subprocess.Popen[bytes]]:
+    spec = run_dir / "worker-spec.json"
+    spec.write_text(json.dumps(settings.to_spec()), encoding="utf-8")
+    procs = []
+    for i in range(settings.workers):
+        log = open(run_dir / f"worker-{i + 1}.log", "wb")  # noqa: SIM115 - owned by the child
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "breakpoint",
+                    "_worker",
+                    "--spec",
+                    str(spec),
+                    "--master-host",
+                    "127.0.0.1",
+                    "--master-port",
+                    str(port),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        )
+        log.close()
+    return procs
+
+
+def _wait_for_workers(
+    runner: Any, count: int, procs: list[subprocess.Popen[bytes]], say: Callable[[str], None]
+) -> None:
+    say(f"waiting for {count} worker(s) on port {runner.server.port}")
+    deadline = time.time() + WORKER_CONNECT_TIMEOUT_S
+    while len(runner.clients.ready) < count:
+        if time.time() > deadline:
+            raise TargetError(
+                f"--workers: only {len(runner.clients.ready)} of {count} workers "
+                f"connected within {WORKER_CONNECT_TIMEOUT_S:g} s"
+            )
+        for p in procs:
+            if p.poll() is not None:
+                raise BreakpointError(
+                    f"a local worker exited early (code {p.returncode}); "
+                    "see worker-*.log in the run folder"
+                )
+        gevent.sleep(0.2)
+
+
+_reported_dead: set[int] = set()
+
+
+def _check_workers(procs: list[subprocess.Popen[bytes]], say: Callable[[str], None]) -> None:
+    for p in procs:
+        if p.poll() is not None and p.pid not in _reported_dead:
+            _reported_dead.add(p.pid)
+            say(
+                f"warning: worker process {p.pid} exited (code {p.returncode}); the run goes on "
+                "with the others and the step is marked untrusted"
+            )
+
+
+def _stop_local_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 class RunInterrupted(Exception):  # noqa: N818 - a signal, not an error
@@ -233,20 +486,32 @@ class RunInterrupted(Exception):  # noqa: N818 - a signal, not an error
         self.path = path
 
 
-def _progress_line(result: StepResult, profiles: list[Profile]) -> str:
+def _progress_line(result: StepResult, profiles: list[Profile], verdicts: dict[str, Any]) -> str:
     parts = []
     for p in profiles:
         seg = result.segments.get(p.name)
         if seg is None or seg.p95_ms is None:
             parts.append(f"{p.name} -")
             continue
-        flag = "!" if seg.p95_ms > p.slo.p95_ms or seg.error_rate > p.slo.error_rate else ""
-        parts.append(f"{p.name} p95 {seg.p95_ms:.0f}ms{flag} err {seg.error_rate:.1%}")
+        verdict = verdicts.get(p.name)
+        flag = ""
+        if verdict is not None and verdict.passed is False:
+            flag = f" FAIL({verdict.criterion})"
+        elif verdict is not None and verdict.passed is None:
+            flag = " ?"
+        parts.append(f"{p.name} p95 {seg.p95_ms:.0f}ms err {seg.error_rate:.1%}{flag}")
     head = (
         f"  done {result.multiplier:g}X ({result.measured_s:.0f}s measured"
         f"{', partial' if result.partial else ''}): "
     )
     return head + "; ".join(parts)
+
+
+def _start_samplers(recorder: Recorder, scheduler: ArrivalScheduler | None) -> list[Any]:
+    samplers = [gevent.spawn(_sample_cpu, recorder), gevent.spawn(_sample_loop_lag, recorder)]
+    if scheduler is not None:
+        samplers.append(gevent.spawn(_sample_schedule_lag, recorder, scheduler))
+    return samplers
 
 
 def _sample_cpu(recorder: Recorder) -> None:
@@ -274,8 +539,6 @@ def _sample_schedule_lag(recorder: Recorder, scheduler: ArrivalScheduler) -> Non
 
 def _git_rev(near: Path) -> str | None:
     """The git revision of the repository holding the scenario, when there is one."""
-    import subprocess
-
     try:
         done = subprocess.run(
             ["git", "-C", str(near.resolve().parent), "rev-parse", "--short=12", "HEAD"],
@@ -286,7 +549,7 @@ def _git_rev(near: Path) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
 def _versions() -> dict[str, str]:

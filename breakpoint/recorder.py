@@ -267,6 +267,10 @@ class Recorder(IterationHooks):
             partial=partial,
         )
 
+    def health_of(self, index: int) -> list[tuple[str, float]]:
+        """The generator-health samples taken during a step's measured window."""
+        return list(self._windows[index].health)
+
     def forget(self, index: int) -> None:
         self._windows.pop(index, None)
 

@@ -2,9 +2,12 @@
 
 Locust calls `tick()` about once a second (on the master in distributed mode, and not while a
 spawn ramp is in progress, so spawn rates are kept high). At each step boundary the controller
-closes the step in the recorder, hands the provisional result to the run (which stores it), asks
-the search policy for the next step, sets the arrival rate (open model) and returns the number
-of users Locust should have: the pool of ready users (open) or the step's users (closed).
+closes the step, waits for its provisional measurements (at once in one process; a moment later
+from distributed workers), asks the search policy for the next step, and returns the number of
+users Locust should have: the pool of ready users (open model) or the step's users (closed).
+
+Where the measurements come from is a `StepSource`: the local recorder and arrival scheduler,
+or the workers of a distributed run (distributed.py).
 """
 
 from __future__ import annotations
@@ -17,14 +20,30 @@ from typing import Protocol
 
 from locust import LoadTestShape
 
-from .arrivals import ArrivalScheduler
 from .config import Plan, PlannedStep
-from .recorder import Recorder
 from .results import StepResult
 
 
 class Policy(Protocol):
     def next_step(self, done: Sequence[StepResult]) -> PlannedStep | None: ...
+
+
+class StepSource(Protocol):
+    """Opens and closes measurement windows and delivers their provisional results."""
+
+    def open(self, index: int, planned: PlannedStep, load: float, now: float) -> None: ...
+
+    def close(self, index: int, now: float, *, partial: bool) -> None: ...
+
+    def provisional(self, index: int, now: float) -> StepResult | None:
+        """The closed step's measurements, or None while they are still arriving."""
+        ...
+
+    def backlogged(self, load: float) -> bool:
+        """Arrivals are waiting for free users (the open-model pool is too small)."""
+        ...
+
+    def stop_arrivals(self) -> None: ...
 
 
 @dataclass
@@ -34,6 +53,7 @@ class ActiveStep:
     load: float
     started_at: float
     ends_at: float
+    closed_at: float | None = None
 
 
 # The pool of ready users in the open model: enough that an arrival rarely waits for a free
@@ -52,8 +72,7 @@ class Controller(LoadTestShape):
         *,
         plan: Plan,
         policy: Policy,
-        recorder: Recorder,
-        scheduler: ArrivalScheduler | None,
+        source: StepSource,
         shares: Mapping[str, float],
         busy_s: Mapping[str, float],
         pool_weights: Mapping[str, float],
@@ -65,8 +84,7 @@ class Controller(LoadTestShape):
         super().__init__()
         self.plan = plan
         self.policy = policy
-        self.recorder = recorder
-        self.scheduler = scheduler
+        self.source = source
         self.shares = dict(shares)
         self.busy_s = dict(busy_s)
         weight_total = sum(pool_weights.values())
@@ -81,28 +99,37 @@ class Controller(LoadTestShape):
         self.stop_reason: str | None = None
         self._users = 0
         self._next_index = 0
+        self._closing_partial = False
 
     # Locust's API --------------------------------------------------------------------------
     def tick(self) -> tuple[int, float] | None:
         if self.finished:
             return None
         now = self.clock()
-        if self.active is None:
+        active = self.active
+        if active is None:
             first = self.policy.next_step(self.done)
             if first is None:
                 return self._finish("nothing to run")
             self._start(first, now)
-        elif self.stop_reason is not None:
-            self._close(now, partial=True)
-            return self._finish(self.stop_reason)
-        elif now >= self.active.ends_at:
-            self._close(now, partial=False)
+        elif active.closed_at is not None:
+            # Waiting for the closed step's measurements (distributed workers send them).
+            if not self._collect(active, now):
+                return self._users, self._spawn_rate()
+            if self._closing_partial:
+                return self._finish(self.stop_reason or "stopped")
             following = self.policy.next_step(self.done)
             if following is None:
                 return self._finish("plan complete")
             self._start(following, now)
-        else:
-            self._maybe_grow_pool()
+        elif self.stop_reason is not None:
+            self._close(active, now, partial=True)
+            return self.tick()
+        elif now >= active.ends_at:
+            self._close(active, now, partial=False)
+            return self.tick()
+        elif self.plan.model == "open" and self.source.backlogged(active.load):
+            self._users = int(min(self.max_users, math.ceil(self._users * 1.5)))
         return self._users, self._spawn_rate()
 
     # Control from the run --------------------------------------------------------------------
@@ -120,35 +147,35 @@ class Controller(LoadTestShape):
     def _finish(self, reason: str) -> None:
         self.finished = True
         self.stop_reason = self.stop_reason or reason
-        if self.scheduler is not None:
-            self.scheduler.set_rate(0.0, -1)
+        self.source.stop_arrivals()
 
     def _start(self, planned: PlannedStep, now: float) -> None:
         index = self._next_index
         self._next_index += 1
         load = self.plan.load_at(planned.multiplier)
         self.active = ActiveStep(index, planned, load, now, now + planned.duration_s)
-        self.recorder.open_step(
-            index, planned.multiplier, load, planned.phase, planned.warmup_s, start=now
-        )
         if self.plan.model == "open":
             self._users = max(self._users, self._pool_for(load))
-            assert self.scheduler is not None
-            self.scheduler.set_rate(load, index)
         else:
             self._users = int(load)
+        self.source.open(index, planned, load, now)
         if self.on_step_started is not None:
             self.on_step_started(self.active)
 
-    def _close(self, now: float, *, partial: bool) -> None:
-        assert self.active is not None
-        index = self.active.index
-        self.recorder.close_step(index, now)
-        result = self.recorder.result(index, final=False, partial=partial)
+    def _close(self, active: ActiveStep, now: float, *, partial: bool) -> None:
+        active.closed_at = now
+        self._closing_partial = partial
+        self.source.close(active.index, now, partial=partial)
+
+    def _collect(self, active: ActiveStep, now: float) -> bool:
+        result = self.source.provisional(active.index, now)
+        if result is None:
+            return False
         self.done.append(result)
         self._learn_busy(result)
         self.on_step_closed(result)
         self.active = None
+        return True
 
     def _learn_busy(self, result: StepResult) -> None:
         # Busy time per arrival grows with load; size the next pool from what was measured.
@@ -163,16 +190,6 @@ class Controller(LoadTestShape):
             # The dispatcher splits users by pool weight: scale so this segment gets its pool.
             needed = max(needed, segment_pool / self.pool_fraction[name])
         return int(min(self.max_users, math.ceil(needed)))
-
-    def _maybe_grow_pool(self) -> None:
-        if self.plan.model != "open" or self.scheduler is None or self.active is None:
-            return
-        load = self.active.load
-        for name, share in self.shares.items():
-            backlog = self.scheduler.backlog(name)
-            if backlog > max(5.0, load * share * 0.5):
-                self._users = int(min(self.max_users, math.ceil(self._users * 1.5)))
-                return
 
     def _spawn_rate(self) -> float:
         # Ramps must be short next to a step (tick() does not run while Locust is spawning).

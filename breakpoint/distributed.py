@@ -1,0 +1,219 @@
+"""Distributed runs over Locust's master/worker mode: the master's step source, the worker's agent.
+
+The controller runs on the master only. At each step it tells every worker, by a custom message,
+which window to measure and at what arrival rate (its share of the total); each worker records
+into its own histograms and, when the master closes the step, sends back its provisional and then
+its final step records (encoded HdrHistograms: deltas per step, nothing cumulative). The master
+merges them exactly (results.merge_steps) and alone writes the store. A worker that stops
+answering is recorded in the step (workers_lost), which makes the step untrusted, not fatal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gevent
+
+from .arrivals import ArrivalScheduler
+from .config import PlannedStep
+from .recorder import Recorder, summarise_health
+from .results import StepResult, group_records, merge_steps
+
+MSG_STEP = "bp_step"
+MSG_CLOSE = "bp_close"
+MSG_PROVISIONAL = "bp_provisional"
+MSG_FINAL = "bp_final"
+MSG_STOP_ARRIVALS = "bp_stop_arrivals"
+
+# How long the master waits for workers' provisional results before deciding without them.
+COLLECT_TIMEOUT_S = 5.0
+
+
+def _active_worker_ids(runner: Any) -> list[str]:
+    clients = runner.clients
+    nodes = list(clients.ready) + list(clients.spawning) + list(clients.running)
+    return sorted({node.id for node in nodes})
+
+
+class RemoteSteps:
+    """The master's StepSource: steps are measured by the workers and merged here."""
+
+    def __init__(
+        self,
+        segments: Sequence[str],
+        *,
+        model: str,
+        on_final: Callable[[StepResult], None],
+        drain_timeout_s: float,
+        say: Callable[[str], None],
+    ) -> None:
+        self.segments = list(segments)
+        self.model = model
+        self.on_final = on_final
+        self.drain_timeout_s = drain_timeout_s
+        self.say = say
+        self.runner: Any = None
+        self._empty = Recorder(segments)  # for a step no worker reported on
+        self._expected: dict[int, set[str]] = {}
+        self._closed_at: dict[int, float] = {}
+        self._partial: dict[int, bool] = {}
+        self._provisional: dict[int, dict[str, StepResult]] = {}
+        self._final: dict[int, dict[str, StepResult]] = {}
+        self._delivered: set[int] = set()
+
+    def attach(self, runner: Any) -> None:
+        self.runner = runner
+        runner.register_message(MSG_PROVISIONAL, self._on_provisional)
+        runner.register_message(MSG_FINAL, self._on_final)
+
+    # StepSource ------------------------------------------------------------------------------
+    def open(self, index: int, planned: PlannedStep, load: float, now: float) -> None:
+        ids = _active_worker_ids(self.runner)
+        self._expected[index] = set(ids)
+        self._empty.open_step(
+            index, planned.multiplier, load, planned.phase, planned.warmup_s, start=now
+        )
+        for k, client_id in enumerate(ids):
+            self.runner.send_message(
+                MSG_STEP,
+                {
+                    "index": index,
+                    "multiplier": planned.multiplier,
+                    "load": load,
+                    "phase": planned.phase,
+                    "warmup_s": planned.warmup_s,
+                    "start": now,
+                    "rate": load / len(ids) if ids else 0.0,
+                    "worker": k,
+                    "workers": len(ids),
+                },
+                client_id=client_id,
+            )
+
+    def close(self, index: int, now: float, *, partial: bool) -> None:
+        self._closed_at[index] = now
+        self._partial[index] = partial
+        self._empty.close_step(index, now)
+        for client_id in self._expected.get(index, ()):
+            self.runner.send_message(
+                MSG_CLOSE, {"index": index, "end": now, "partial": partial}, client_id=client_id
+            )
+        gevent.spawn(self._await_final, index)
+
+    def provisional(self, index: int, now: float) -> StepResult | None:
+        got = self._provisional.get(index, {})
+        waiting = self._alive(index) - set(got)
+        if waiting and now - self._closed_at[index] < COLLECT_TIMEOUT_S:
+            return None
+        return self._merge(index, got)
+
+    def backlogged(self, load: float) -> bool:
+        return False  # each worker sizes its own pool share; the master cannot see their queues
+
+    def stop_arrivals(self) -> None:
+        if self.runner is not None:
+            for client_id in _active_worker_ids(self.runner):
+                self.runner.send_message(MSG_STOP_ARRIVALS, {}, client_id=client_id)
+
+    # Finals ----------------------------------------------------------------------------------
+    def pending(self) -> int:
+        return len(set(self._closed_at) - self._delivered)
+
+    def _alive(self, index: int) -> set[str]:
+        return self._expected.get(index, set()) & set(_active_worker_ids(self.runner))
+
+    def _merge(self, index: int, parts: dict[str, StepResult]) -> StepResult:
+        lost = len(self._expected.get(index, set()) - set(parts))
+        if not parts:
+            empty = self._empty.result(index, final=True, partial=self._partial.get(index, False))
+            return merge_steps([empty], workers_lost=max(1, lost))
+        return merge_steps(list(parts.values()), workers_lost=lost)
+
+    def _await_final(self, index: int) -> None:
+        deadline = time.time() + self.drain_timeout_s + COLLECT_TIMEOUT_S
+        while time.time() < deadline:
+            if self._alive(index) <= set(self._final.get(index, {})):
+                break
+            gevent.sleep(0.1)
+        final = self._merge(index, self._final.get(index, {}))
+        self._delivered.add(index)
+        self.on_final(final)
+
+    def _on_provisional(self, environment: Any, msg: Any, **_: Any) -> None:
+        step = _decode(msg.data)
+        self._provisional.setdefault(step.index, {})[msg.node_id] = step
+
+    def _on_final(self, environment: Any, msg: Any, **_: Any) -> None:
+        step = _decode(msg.data)
+        self._final.setdefault(step.index, {})[msg.node_id] = step
+
+
+def _decode(data: dict[str, Any]) -> StepResult:
+    (step,) = group_records(data["records"])
+    return step
+
+
+class WorkerAgent:
+    """On a worker: measure the windows the master announces; send the results back."""
+
+    def __init__(
+        self,
+        runner: Any,
+        recorder: Recorder,
+        scheduler: ArrivalScheduler | None,
+        *,
+        seed: int,
+        drain_timeout_s: float,
+    ) -> None:
+        self.runner = runner
+        self.recorder = recorder
+        self.scheduler = scheduler
+        self.seed = seed
+        self.drain_timeout_s = drain_timeout_s
+        self._seeded = False
+        runner.register_message(MSG_STEP, self._on_step)
+        runner.register_message(MSG_CLOSE, self._on_close)
+        runner.register_message(MSG_STOP_ARRIVALS, self._on_stop_arrivals)
+
+    def _on_step(self, environment: Any, msg: Any, **_: Any) -> None:
+        d = msg.data
+        self.recorder.open_step(
+            int(d["index"]),
+            float(d["multiplier"]),
+            float(d["load"]),
+            str(d["phase"]),
+            float(d["warmup_s"]),
+            start=float(d["start"]),
+        )
+        if self.scheduler is not None:
+            if not self._seeded:
+                # Each worker draws its own arrivals: same plan seed, different stream.
+                self.scheduler.reseed(self.seed * 1_009 + int(d["worker"]))
+                self._seeded = True
+            self.scheduler.set_rate(float(d["rate"]), int(d["index"]))
+
+    def _on_close(self, environment: Any, msg: Any, **_: Any) -> None:
+        index, partial = int(msg.data["index"]), bool(msg.data["partial"])
+        self.recorder.close_step(index, float(msg.data["end"]))
+        provisional = self.recorder.result(index, final=False, partial=partial)
+        self.runner.send_message(MSG_PROVISIONAL, {"records": provisional.records()})
+        gevent.spawn(self._finalise, index, partial)
+
+    def _on_stop_arrivals(self, environment: Any, msg: Any, **_: Any) -> None:
+        if self.scheduler is not None:
+            self.scheduler.set_rate(0.0, -1)
+
+    def _finalise(self, index: int, partial: bool) -> None:
+        deadline = time.time() + self.drain_timeout_s
+        while self.recorder.in_flight(index) > 0 and time.time() < deadline:
+            gevent.sleep(0.1)
+        final = self.recorder.result(
+            index,
+            final=True,
+            partial=partial,
+            health=summarise_health(self.recorder.health_of(index)),
+        )
+        self.runner.send_message(MSG_FINAL, {"records": final.records()})
+        self.recorder.forget(index)
