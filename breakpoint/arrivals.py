@@ -49,7 +49,8 @@ class ArrivalScheduler:
         self._rate = 0.0
         self._step = -1
         self._greenlet: gevent.Greenlet | None = None
-        self.schedule_lag_s: list[float] = []  # drained by the recorder once per second
+        # (when, how late) of each arrival; drained by the health sampler once per second
+        self.schedule_lag_s: list[tuple[float, float]] = []
         self.issued: dict[str, int] = dict.fromkeys(self._names, 0)
 
     def reseed(self, seed: int) -> None:
@@ -100,8 +101,8 @@ class ArrivalScheduler:
             delay = next_at - time.time()
             if delay > 0:
                 gevent.sleep(delay)
-            lag = time.time() - next_at
-            self.schedule_lag_s.append(max(0.0, lag))
+            now = time.time()
+            self.schedule_lag_s.append((now, max(0.0, now - next_at)))
             segment = self._pick()
             self.issued[segment] += 1
             if self._on_issue is not None:

@@ -417,7 +417,13 @@ def run(
         raise UsageError("--master: say how many workers will join with --expect-workers N")
     if not worker:
         check_store(out_dir)
-    ensure_fd_limit(max_users)
+    allowed = ensure_fd_limit(max_users)
+    if allowed < max_users:
+        _echo(
+            f"note: the open-files limit allows about {allowed} users; --max-users lowered "
+            f"from {max_users} (raise the hard limit with `ulimit -Hn` to allow more)"
+        )
+        max_users = allowed
     check_target(host)
     from .scenario import load_scenario
 

@@ -48,18 +48,68 @@ def latency_trend(mean_ms: Sequence[float | None]) -> tuple[float, float]:
     return growth, p
 
 
-def is_saturated(seg: SegmentStep) -> tuple[bool, str]:
-    ratio = seg.completion_ratio
-    if ratio is not None and ratio < SATURATION_RATIO:
+def throughput_shortfall(
+    offered_rps: float, completed_rps: float, measured_s: float, mean_ms: float | None
+) -> tuple[bool, str]:
+    """Completed clearly below offered: below 0.97 *and* beyond arrival noise.
+
+    Completions inside a window answer arrivals one latency earlier: when iterations last
+    longer than a third of the window, the ratio mostly measures the ramp, not the target, and
+    the test does not apply. The shortfall must also exceed 3 standard deviations of Poisson
+    arrival counts, so a short window with a handful of arrivals cannot fail by chance.
+    """
+    if offered_rps <= 0 or measured_s <= 0:
+        return False, ""
+    if mean_ms is not None and mean_ms / 1000.0 > measured_s / 3:
+        return False, ""
+    ratio = completed_rps / offered_rps
+    offered = offered_rps * measured_s
+    shortfall = offered - completed_rps * measured_s
+    if ratio < SATURATION_RATIO and shortfall > 3 * math.sqrt(offered):
         return True, f"completed/offered {ratio:.2f} < {SATURATION_RATIO}"
+    return False, ""
+
+
+def system_saturation(step: StepResult) -> tuple[bool, str]:
+    """The target as a whole (all segments share it) completed clearly less than offered."""
+    segs = list(step.segments.values())
+    requests = sum(s.requests for s in segs)
+    mean_ms = sum((s.mean_ms or 0.0) * s.requests for s in segs) / requests if requests else None
+    saturated, why = throughput_shortfall(
+        sum(s.offered_rps for s in segs),
+        sum(s.completed_rps for s in segs),
+        step.measured_s,
+        mean_ms,
+    )
+    return saturated, (f"the target is saturated: {why}" if saturated else "")
+
+
+def is_saturated(seg: SegmentStep, measured_s: float | None = None) -> tuple[bool, str]:
+    if measured_s is not None:
+        saturated, why = throughput_shortfall(
+            seg.offered_rps, seg.completed_rps, measured_s, seg.mean_ms
+        )
+        if saturated:
+            return True, why
     growth, p = latency_trend(seg.series.mean_ms)
     if growth >= TREND_MIN_GROWTH and p < TREND_P_VALUE:
         return True, f"latency still rising within the step (x{growth:.1f}, p={p:.1g})"
     return False, ""
 
 
-def judge(seg: SegmentStep, slo: Slo, *, generator_bound: bool = False) -> SegmentVerdict:
-    """Apply the breaking-point definition to one segment's measurements at one step."""
+def judge(
+    seg: SegmentStep,
+    slo: Slo,
+    *,
+    generator_bound: bool = False,
+    system: tuple[bool, str] = (False, ""),
+    measured_s: float | None = None,
+) -> SegmentVerdict:
+    """Apply the breaking-point definition to one segment's measurements at one step.
+
+    `system` is the target-wide saturation test of the step (system_saturation), which fails
+    every segment; `measured_s` enables the segment's own throughput test.
+    """
     if generator_bound:
         return SegmentVerdict(None, reason="generator was the bottleneck")
     total = seg.requests + seg.unfinished
@@ -73,15 +123,24 @@ def judge(seg: SegmentStep, slo: Slo, *, generator_bound: bool = False) -> Segme
         return SegmentVerdict(
             False, "latency", f"p95 {seg.p95_ms:.0f} ms > SLO {slo.p95_ms:.0f} ms"
         )
-    saturated, why = is_saturated(seg)
+    if system[0]:
+        return SegmentVerdict(False, "saturation", system[1])
+    saturated, why = is_saturated(seg, measured_s)
     if saturated:
         return SegmentVerdict(False, "saturation", why)
     return SegmentVerdict(True)
 
 
 def judge_step(step: StepResult, slos: Mapping[str, Slo]) -> dict[str, SegmentVerdict]:
+    system = system_saturation(step)
     return {
-        name: judge(seg, slos[name], generator_bound=step.generator.bound)
+        name: judge(
+            seg,
+            slos[name],
+            generator_bound=step.generator.bound,
+            system=system,
+            measured_s=step.measured_s,
+        )
         for name, seg in step.segments.items()
         if name in slos
     }

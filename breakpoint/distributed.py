@@ -166,7 +166,9 @@ class WorkerAgent:
         *,
         seed: int,
         drain_timeout_s: float,
+        collect_garbage: Callable[[], None] = lambda: None,
     ) -> None:
+        self.collect_garbage = collect_garbage
         self.runner = runner
         self.recorder = recorder
         self.scheduler = scheduler
@@ -179,6 +181,7 @@ class WorkerAgent:
 
     def _on_step(self, environment: Any, msg: Any, **_: Any) -> None:
         d = msg.data
+        self.collect_garbage()
         self.recorder.open_step(
             int(d["index"]),
             float(d["multiplier"]),

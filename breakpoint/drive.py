@@ -8,6 +8,7 @@ run goes; the run ends cleanly on the plan's end, Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -27,7 +28,7 @@ import psutil
 from . import __version__
 from .arrivals import ArrivalScheduler
 from .config import Plan, PlannedStep
-from .criteria import judge_step
+from .criteria import judge_step, system_saturation
 from .distributed import RemoteSteps, WorkerAgent
 from .errors import BreakpointError, TargetError
 from .profiles import Profile, normalised_shares, profile_from_dict
@@ -157,8 +158,12 @@ class LocalSteps:
         self.on_final = on_final
         self.stopping_now = False
         self._pending: set[int] = set()
+        self._cooling: set[int] = set()
+        self._provisional: dict[int, StepResult] = {}
+        self._finals: dict[int, StepResult] = {}
 
     def open(self, index: int, planned: PlannedStep, load: float, now: float) -> None:
+        collect_garbage_now()
         self.recorder.open_step(
             index, planned.multiplier, load, planned.phase, planned.warmup_s, start=now
         )
@@ -169,9 +174,22 @@ class LocalSteps:
         self.recorder.close_step(index, now)
         self._pending.add(index)
         gevent.spawn(self._finalise, index, partial)
+        provisional = self.recorder.result(index, final=False)
+        self._provisional[index] = provisional
+        if _overloaded(provisional):
+            # The target could not keep up: its queue would spill into the next step and make
+            # it look worse than it is. Pause arrivals until this step's requests have drained
+            # (then the decision uses the final measurements too).
+            self.stop_arrivals()
+            self._cooling.add(index)
 
     def provisional(self, index: int, now: float) -> StepResult | None:
-        return self.recorder.result(index, final=False)
+        if index in self._cooling:
+            final = self._finals.get(index)
+            if final is None:
+                return None  # _finalise waits for the drain, up to DRAIN_MAX_S
+            return final
+        return self._provisional.pop(index, None) or self._finals.get(index)
 
     def backlogged(self, load: float) -> bool:
         if self.scheduler is None:
@@ -201,8 +219,25 @@ class LocalSteps:
             health=summarise_health(self.recorder.health_of(index)),
         )
         self._pending.discard(index)
+        self._finals[index] = final
         self.on_final(final)
         self.recorder.forget(index)
+
+
+def collect_garbage_now() -> None:
+    """A full garbage collection now, at the start of a step's warm-up (which is discarded).
+
+    With thousands of users the collector's automatic full passes paused the whole generator
+    for 100-300 ms in the middle of measured windows (seen in the demo). Collect here, then
+    freeze what survived so later automatic passes only scan what is new.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def _overloaded(step: StepResult) -> bool:
+    return system_saturation(step)[0]
 
 
 def execute(
@@ -214,6 +249,7 @@ def execute(
     """Run the plan against the host; return the run folder (complete or partial)."""
     from locust.env import Environment
 
+    _quiet_locust()
     plan = settings.plan
     seg = _prepare(settings)
     writer = RunWriter(
@@ -346,13 +382,16 @@ def execute(
                     recorder.result(result.index, final=True, partial=result.partial), final=True
                 )
         interrupted = stopping_now[0] or (controller.stop_reason or "").startswith("interrupted")
+        status = "interrupted" if interrupted else "complete"
         writer.update(
-            status="interrupted" if interrupted else "complete",
+            status="failed" if controller.failure is not None else status,
             stop_reason=controller.stop_reason,
             finished_at=time.time(),
             steps=len(closed),
         )
         writer.close()
+    if controller.failure is not None:
+        raise RunFailedError(writer.path, controller.failure) from controller.failure
     if stopping_now[0]:
         raise KeyboardInterrupt
     if (controller.stop_reason or "").startswith("interrupted"):
@@ -366,6 +405,7 @@ def run_worker(
     """Be one worker of a distributed run until the master says quit."""
     from locust.env import Environment
 
+    _quiet_locust()
     plan = settings.plan
     seg = _prepare(settings)
     recorder = Recorder(seg.names)
@@ -377,7 +417,14 @@ def run_worker(
     env = Environment(user_classes=_classes(settings, seg, recorder, scheduler), host=settings.host)
     env.events.request.add_listener(recorder.on_request)
     runner = env.create_worker_runner(master_host, master_port)
-    WorkerAgent(runner, recorder, scheduler, seed=plan.seed, drain_timeout_s=DRAIN_MAX_S)
+    WorkerAgent(
+        runner,
+        recorder,
+        scheduler,
+        seed=plan.seed,
+        drain_timeout_s=DRAIN_MAX_S,
+        collect_garbage=collect_garbage_now,
+    )
     samplers = _start_samplers(recorder, scheduler)
     say(f"worker connected to {master_host}:{master_port}")
     try:
@@ -478,6 +525,17 @@ def _stop_local_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+class RunFailedError(BreakpointError):
+    """The controller failed; the run folder keeps every step measured before."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        super().__init__(
+            f"the run failed ({type(cause).__name__}: {cause}); the steps measured "
+            f"so far are in {path} (`breakpoint report {path}` renders them)"
+        )
+        self.path = path
+
+
 class RunInterrupted(Exception):  # noqa: N818 - a signal, not an error
     """The run was stopped by a signal; its folder holds every step measured so far."""
 
@@ -518,23 +576,34 @@ def _sample_cpu(recorder: Recorder) -> None:
     proc = psutil.Process()
     proc.cpu_percent(None)
     while True:
+        started = time.time()
         gevent.sleep(1.0)
-        recorder.health_sample("cpu", proc.cpu_percent(None))
+        # Attributed to the second it measured, so warm-up seconds stay out of the window.
+        recorder.health_sample("cpu", proc.cpu_percent(None), at=started)
 
 
 def _sample_loop_lag(recorder: Recorder) -> None:
     while True:
-        t0 = time.perf_counter()
+        started, t0 = time.time(), time.perf_counter()
         gevent.sleep(0.1)
-        recorder.health_sample("loop_lag_ms", max(0.0, (time.perf_counter() - t0 - 0.1) * 1000))
+        lag_ms = max(0.0, (time.perf_counter() - t0 - 0.1) * 1000)
+        recorder.health_sample("loop_lag_ms", lag_ms, at=started)
 
 
 def _sample_schedule_lag(recorder: Recorder, scheduler: ArrivalScheduler) -> None:
     while True:
         gevent.sleep(1.0)
         lags, scheduler.schedule_lag_s = scheduler.schedule_lag_s, []
-        for lag in lags:
-            recorder.health_sample("schedule_lag_ms", lag * 1000.0)
+        for at, lag in lags:
+            recorder.health_sample("schedule_lag_ms", lag * 1000.0, at=at)
+
+
+def _quiet_locust() -> None:
+    """Locust's own log lines (spawn-rate advice, worker chatter) would drown the run's output;
+    its errors still show."""
+    import logging
+
+    logging.getLogger("locust").setLevel(logging.ERROR)
 
 
 def _git_rev(near: Path) -> str | None:

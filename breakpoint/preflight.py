@@ -62,15 +62,22 @@ def check_store(out_dir: Path) -> None:
 
 
 def ensure_fd_limit(users: int) -> int:
-    """Raise the soft open-files limit to what `users` need, if the hard limit allows it."""
+    """Raise the soft open-files limit toward what `users` need; return the users it allows.
+
+    When the hard limit is lower than needed, the user guardrail is lowered to fit (the caller
+    says so) rather than letting the run fail with "too many open files" mid-step.
+    """
     needed = users * FDS_PER_USER + FD_MARGIN
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:
-        return soft
-    if hard != resource.RLIM_INFINITY and hard < needed:
+        return users
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    allowed = (target - FD_MARGIN) // FDS_PER_USER
+    if allowed < 1:
         raise UsageError(
-            f"--max-users {users}: needs about {needed} open files but the hard limit is {hard}; "
-            f"raise it (`ulimit -Hn {needed}` as root) or lower --max-users"
+            f"the open-files limit ({hard}) is too low to run any users; raise it with "
+            "`ulimit -n 4096`"
         )
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    return needed
+    return min(users, allowed)

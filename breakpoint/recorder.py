@@ -70,7 +70,8 @@ class _Acc:
     errors: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     offered: int = 0
-    finished: int = 0
+    finished: int = 0  # iterations due in the window that have finished (any time)
+    done_in_window: int = 0  # iterations that finished inside the window (throughput)
     parts_sum: dict[str, float] = field(
         default_factory=lambda: {"network": 0.0, "server": 0.0, "device": 0.0}
     )
@@ -135,7 +136,9 @@ class Recorder(IterationHooks):
             self._open = None
 
     def in_flight(self, index: int) -> int:
-        window = self._windows[index]
+        window = self._windows.get(index)
+        if window is None:
+            return 0
         return sum(max(0, a.offered - a.finished) for a in window.accs.values())
 
     def _window_for(self, t: float) -> _Window | None:
@@ -159,10 +162,18 @@ class Recorder(IterationHooks):
         w = self._window_for(start)
         if w is not None and segment in w.accs:
             w.accs[segment].finished += 1
+        # Throughput counts completions inside a window, whenever they were due: a saturated
+        # server completes at its capacity however many arrivals are offered.
+        now = self._clock()
+        current = self._open
+        if current is not None and current.measure_from <= now and segment in current.accs:
+            current.accs[segment].done_in_window += 1
 
     # -- health samples ------------------------------------------------------------------------
-    def health_sample(self, kind: str, value: float) -> None:
-        if self._open is not None and self._clock() >= self._open.measure_from:
+    def health_sample(self, kind: str, value: float, at: float | None = None) -> None:
+        """A generator-health sample, kept when taken (`at`, default now) in a measured window."""
+        when = self._clock() if at is None else at
+        if self._open is not None and when >= self._open.measure_from:
             self._open.health.append((kind, value))
 
     # -- the request listener ------------------------------------------------------------------
@@ -303,7 +314,7 @@ def _segment_step(
         requests=n,
         errors={k: v for k, v in acc.errors.items() if k in ERROR_KINDS or v},
         offered_rps=acc.offered / measured_s if measured_s > 0 else 0.0,
-        completed_rps=acc.finished / measured_s if measured_s > 0 else 0.0,
+        completed_rps=acc.done_in_window / measured_s if measured_s > 0 else 0.0,
         p50_ms=pct["p50_ms"],
         p90_ms=pct["p90_ms"],
         p95_ms=pct["p95_ms"],

@@ -100,9 +100,24 @@ class Controller(LoadTestShape):
         self._users = 0
         self._next_index = 0
         self._closing_partial = False
+        self.failure: BaseException | None = None
 
     # Locust's API --------------------------------------------------------------------------
     def tick(self) -> tuple[int, float] | None:
+        # An exception here would kill Locust's shape greenlet and leave the run hanging:
+        # end the run instead, keeping what was measured, and let the run report the failure.
+        try:
+            return self._tick()
+        except Exception as exc:
+            self.failure = exc
+            self.stop_reason = f"internal error: {type(exc).__name__}: {exc}"
+            self.finished = True
+            try:
+                self.source.stop_arrivals()
+            finally:
+                return None  # noqa: B012 - the run must end whatever stop_arrivals does
+
+    def _tick(self) -> tuple[int, float] | None:
         if self.finished:
             return None
         now = self.clock()
@@ -124,10 +139,10 @@ class Controller(LoadTestShape):
             self._start(following, now)
         elif self.stop_reason is not None:
             self._close(active, now, partial=True)
-            return self.tick()
+            return self._tick()
         elif now >= active.ends_at:
             self._close(active, now, partial=False)
-            return self.tick()
+            return self._tick()
         elif self.plan.model == "open" and self.source.backlogged(active.load):
             self._users = int(min(self.max_users, math.ceil(self._users * 1.5)))
         return self._users, self._spawn_rate()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+# Locust monkey-patches the standard library with gevent when imported. Patching a process that
+# already runs threads (the target's output reader, for one) can deadlock, so it happens first.
+import locust  # noqa: F401  (imported before any thread exists, for its side effect)
 import pytest
 
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process

@@ -61,6 +61,10 @@ def run_demo(
     seed: int = 1,
 ) -> Path:
     """Run the demo; returns the path of its HTML report."""
+    # Import locust (which monkey-patches with gevent) before the target's reader thread exists:
+    # patching a process that already runs threads can deadlock.
+    import locust  # noqa: F401
+
     from ..drive import RunInterrupted, RunSettings, execute
     from ..publish import publish
     from ..search import Search

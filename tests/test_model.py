@@ -1,0 +1,399 @@
+"""The analysis: breaking points, intervals, fits and diagnoses from synthetic steps."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pytest
+
+from breakpoint import queueing as q
+from breakpoint.config import Plan
+from breakpoint.model import Analysis, analyse, summary_segments
+from breakpoint.profiles import Device, Network, Profile, Slo
+from breakpoint.results import EndpointStats, GeneratorHealth, SegmentStep, StepResult
+
+BASE_RPS = 40.0
+CAPACITY_RPS = 400.0  # c = 8 workers, S = 20 ms
+
+
+# --- builders ----------------------------------------------------------------------------------
+
+
+def make_seg(
+    name: str,
+    p95_ms: float,
+    offered_rps: float,
+    *,
+    completed_rps: float | None = None,
+    error_rate: float = 0.0,
+    mean_ms: float | None = None,
+    parts_ms: dict[str, float] | None = None,
+    endpoints: dict[str, float] | None = None,
+) -> SegmentStep:
+    """One segment's measurements: p95 set, histograms empty, 20 s of requests."""
+    requests = max(int(offered_rps * 20), 200)
+    errors = round(requests * error_rate)
+    return SegmentStep(
+        segment=name,
+        requests=requests,
+        errors={"http_5xx": errors} if errors else {},
+        offered_rps=offered_rps,
+        completed_rps=offered_rps if completed_rps is None else completed_rps,
+        p50_ms=p95_ms / 3,
+        p90_ms=p95_ms * 0.8,
+        p95_ms=p95_ms,
+        p99_ms=p95_ms * 1.5,
+        max_ms=p95_ms * 2,
+        mean_ms=mean_ms if mean_ms is not None else p95_ms / 3,
+        parts_ms=parts_ms or {},
+        endpoints={
+            ep: EndpointStats(requests // len(endpoints), 0, p / 3, p, p * 1.5)
+            for ep, p in (endpoints or {}).items()
+        },
+    )
+
+
+def make_step(
+    index: int,
+    multiplier: float,
+    segs: Sequence[SegmentStep],
+    *,
+    phase: str = "ramp",
+    bound: bool = False,
+    base: float = BASE_RPS,
+) -> StepResult:
+    return StepResult(
+        index=index,
+        multiplier=multiplier,
+        load=base * multiplier,
+        phase=phase,
+        started_at=0.0,
+        warmup_s=5.0,
+        measured_s=20.0,
+        segments={s.segment: s for s in segs},
+        generator=GeneratorHealth(bound=bound, reasons=("cpu 95%",) if bound else ()),
+    )
+
+
+def profile(name: str, slo_ms: float = 250.0, error_rate: float = 0.01) -> Profile:
+    return Profile(
+        name, name, 1.0, Network(0.0, math.inf, math.inf), Device(), Slo(slo_ms, error_rate)
+    )
+
+
+def erlang_seg(
+    name: str, multiplier: float, added_ms: float, share: float, noise: float = 1.0
+) -> SegmentStep:
+    """What an M/M/c target shows one segment: its exact p95, or saturation past capacity."""
+    rate = BASE_RPS * multiplier
+    offered = rate * share
+    if rate >= CAPACITY_RPS * 0.995:
+        return make_seg(name, 5000.0, offered, completed_rps=CAPACITY_RPS * 0.97 * share)
+    return make_seg(name, (q.sojourn_p95_s(8, 0.020, rate) * 1000 + added_ms) * noise, offered)
+
+
+def erlang_run(
+    levels: Sequence[float], added: Sequence[float] = (0.0,), *, sigma: float = 0.0, seed: int = 0
+) -> list[StepResult]:
+    """Steps at these multipliers (repeats allowed) against the DESIGN §6 M/M/c target."""
+    rng = np.random.default_rng(seed)
+    steps = []
+    for i, m in enumerate(levels):
+        segs = [
+            erlang_seg(f"s{j}", m, a, 1 / len(added), math.exp(sigma * rng.standard_normal()))
+            for j, a in enumerate(added)
+        ]
+        steps.append(make_step(i, m, segs, phase="ramp" if m == int(m) else "refine"))
+    return steps
+
+
+def curve_run(
+    levels: Sequence[float],
+    p95: Callable[[float], float],
+    *,
+    sigma: float = 0.0,
+    seed: int = 0,
+    bound_from: float = math.inf,
+) -> list[StepResult]:
+    rng = np.random.default_rng(seed)
+    return [
+        make_step(
+            i,
+            m,
+            [make_seg("s0", p95(m) * math.exp(sigma * rng.standard_normal()), BASE_RPS * m)],
+            bound=m >= bound_from,
+        )
+        for i, m in enumerate(levels)
+    ]
+
+
+def hyperbola(a_ms: float, b: float, capacity_rps: float) -> Callable[[float], float]:
+    """The open model's own form, so extrapolation has a known answer."""
+    return lambda m: a_ms + b / (capacity_rps - BASE_RPS * m)
+
+
+def truth(added_ms: float = 0.0) -> float:
+    return q.break_rate(8, 0.020, 250.0, added_ms) / BASE_RPS
+
+
+RAMP = [1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+REFINED = [*RAMP, 9.6, 9.8, 9.6, 9.8, 9.0]
+OPEN = Plan("open", BASE_RPS)
+
+
+def kinds(analysis: Analysis) -> set[str]:
+    return {w.kind for w in analysis.warnings}
+
+
+# --- bracketed ----------------------------------------------------------------------------------
+
+
+def test_bracketed_erlang_break_is_within_5_percent_and_covered() -> None:
+    """After refinement the M/M/c break (9.68X) is found within 5% and inside the interval."""
+    seg = analyse(erlang_run(REFINED), [profile("s0")], OPEN, boot=200).segments["s0"]
+    b = seg.breaking
+    assert b.label == "bracketed"
+    assert b.criterion == "latency"
+    assert b.multiplier == pytest.approx(truth(), rel=0.05)
+    assert b.low is not None and b.high is not None
+    assert b.low <= truth() <= b.high
+    assert 9.6 <= b.low <= b.multiplier <= b.high <= 9.8
+
+
+def test_ramp_only_erlang_break_is_within_5_percent() -> None:
+    """Without refinement the break still lands within 5%, inside the 9X-10X bracket."""
+    seg = analyse(erlang_run(RAMP), [profile("s0")], OPEN, boot=100).segments["s0"]
+    assert seg.breaking.multiplier == pytest.approx(truth(), rel=0.05)
+    assert (seg.last_pass, seg.first_fail) == (9.0, 10.0)
+    assert seg.first_fail_step == 9
+
+
+def test_shared_capacity_four_segments_and_first_to_break() -> None:
+    """Segments with 0/50/100/150 ms added share L; each break is within 5% of DESIGN §6."""
+    added = (0.0, 50.0, 100.0, 150.0)
+    levels = [*RAMP, 9.3, 9.6, 9.3, 9.6, 9.8, 9.8]
+    analysis = analyse(
+        erlang_run(levels, added), [profile(f"s{j}") for j in range(4)], OPEN, boot=100
+    )
+    for j, a in enumerate(added):
+        assert analysis.segments[f"s{j}"].breaking.multiplier == pytest.approx(truth(a), rel=0.05)
+    assert analysis.first_to_break == "s3"
+    fit = analysis.segments["s0"].fit
+    assert fit.params["L"] == analysis.segments["s3"].fit.params["L"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_noisy_break_is_accurate_and_usually_covered(seed: int) -> None:
+    """With 5% seeded noise and repeats the estimate stays within 5% of the truth."""
+    steps = erlang_run([*RAMP, 9.4, 9.7, 9.4, 9.7, 9.0], sigma=0.05, seed=seed)
+    b = analyse(steps, [profile("s0")], OPEN, seed=seed, boot=100).segments["s0"].breaking
+    assert b.label == "bracketed"
+    assert b.multiplier == pytest.approx(truth(), rel=0.05)
+
+
+def test_noisy_intervals_cover_the_truth_in_most_seeds() -> None:
+    """Over ten seeds the interval covers the true break at least seven times."""
+    covered = 0
+    for seed in range(10):
+        steps = erlang_run([*RAMP, 9.5, 9.8, 9.5, 9.8, 9.0], sigma=0.05, seed=100 + seed)
+        b = analyse(steps, [profile("s0")], OPEN, seed=seed, boot=60).segments["s0"].breaking
+        assert b.low is not None and b.high is not None
+        covered += b.low <= truth() <= b.high
+    assert covered >= 7
+
+
+def test_same_seed_same_answer() -> None:
+    """The bootstrap is seeded: the analysis is reproducible."""
+    steps = erlang_run(REFINED, sigma=0.05, seed=3)
+    first = analyse(steps, [profile("s0")], OPEN, seed=5, boot=50)
+    again = analyse(steps, [profile("s0")], OPEN, seed=5, boot=50)
+    assert first.segments["s0"].breaking == again.segments["s0"].breaking
+
+
+# --- extrapolated and not reached -----------------------------------------------------------------
+
+
+def test_extrapolated_when_generator_stops_the_run() -> None:
+    """A run cut short by a generator-bound step extrapolates the fit, within 10%, labelled."""
+    curve = hyperbola(50.0, 4000.0, 400.0)  # breaks at 380 req/s = 9.5X
+    steps = curve_run([1, 2, 3, 4, 5, 6, 7, 8, 8.5], curve, sigma=0.02, seed=1, bound_from=8.5)
+    analysis = analyse(steps, [profile("s0")], OPEN, boot=100)
+    b = analysis.segments["s0"].breaking
+    assert b.label == "extrapolated"
+    assert b.multiplier == pytest.approx(9.5, rel=0.10)
+    assert b.low is not None and b.high is not None
+    assert 8.0 <= b.low <= 9.5 <= b.high
+    assert {"generator_bound", "stopped_before_cap"} <= kinds(analysis)
+    assert any(w.step == 8 for w in analysis.warnings if w.kind == "generator_bound")
+
+
+def test_not_reached_reports_where_it_would_break() -> None:
+    """Holding to the cap with visible degradation gives not_reached with a fitted estimate."""
+    curve = hyperbola(50.0, 4000.0, 600.0)  # breaks at 580 req/s = 14.5X, beyond the 10X cap
+    b = analyse(curve_run(RAMP, curve), [profile("s0")], OPEN, boot=100).segments["s0"].breaking
+    assert b.label == "not_reached"
+    assert b.criterion is None
+    assert b.multiplier == pytest.approx(14.5, rel=0.10)
+    assert b.low is not None and b.low >= 10.0
+
+
+def test_flat_curve_is_not_reached_without_estimate() -> None:
+    """No degradation at all: not_reached, no multiplier, and the fit says why."""
+    steps = curve_run(RAMP, lambda m: 100.0, sigma=0.02, seed=4)
+    analysis = analyse(steps, [profile("s0")], OPEN, boot=50)
+    b = analysis.segments["s0"].breaking
+    assert (b.label, b.multiplier, b.low) == ("not_reached", None, 10.0)
+    assert "fit_unidentified" in kinds(analysis)
+
+
+# --- degenerate inputs ----------------------------------------------------------------------------
+
+
+def test_single_passing_step_is_a_warning_not_an_exception() -> None:
+    """One step cannot be fitted: a degenerate-fit warning and no break."""
+    analysis = analyse(curve_run([1.0], lambda m: 100.0), [profile("s0")], OPEN)
+    assert analysis.segments["s0"].breaking.label == "not_reached"
+    assert {"fit_degenerate", "stopped_before_cap"} <= kinds(analysis)
+    assert analysis.first_to_break is None
+
+
+def test_all_failing_at_lowest_step() -> None:
+    """Failing from 1X: the break is at most 1X, labelled and warned about."""
+    steps = curve_run([1.0, 2.0, 3.0], lambda m: 400.0 * m)
+    analysis = analyse(steps, [profile("s0")], OPEN)
+    b = analysis.segments["s0"].breaking
+    assert b.label == "extrapolated"
+    assert b.multiplier is not None and b.multiplier <= 1.0
+    assert b.high == 1.0
+    assert "fails_at_lowest_step" in kinds(analysis)
+
+
+def test_no_steps_at_all() -> None:
+    """An empty run analyses to not_reached everywhere."""
+    analysis = analyse([], [profile("s0")], OPEN)
+    assert analysis.segments["s0"].breaking.multiplier is None
+    assert analysis.first_to_break is None
+
+
+def test_generator_bound_step_is_never_the_break() -> None:
+    """A generator-bound step with a terrible p95 is ignored; the real break is later."""
+    steps = erlang_run(REFINED)
+    bad = make_step(len(steps), 5.0, [make_seg("s0", 9000.0, 200.0)], bound=True)
+    analysis = analyse([*steps, bad], [profile("s0")], OPEN, boot=50)
+    assert analysis.segments["s0"].breaking.multiplier == pytest.approx(truth(), rel=0.05)
+    assert "generator_bound" in kinds(analysis)
+
+
+# --- other criteria -------------------------------------------------------------------------------
+
+
+def test_error_break_interpolates_error_rate() -> None:
+    """Errors crossing 1% between 6X (0.5%) and 7X (3%) break at the log-interpolated 6.39X."""
+    rates = {6: 0.005, 7: 0.03, 8: 0.1}
+    steps = [
+        make_step(i, m, [make_seg("s0", 100.0, BASE_RPS * m, error_rate=rates.get(m, 0.0))])
+        for i, m in enumerate([1, 2, 3, 4, 5, 6, 7, 8])
+    ]
+    b = analyse(steps, [profile("s0")], OPEN, boot=50).segments["s0"].breaking
+    assert (b.label, b.criterion, b.low, b.high) == ("bracketed", "errors", 6, 7)
+    expected = 6 + math.log(0.01 / 0.005) / math.log(0.03 / 0.005)
+    assert b.multiplier == pytest.approx(expected, rel=0.01)
+
+
+def test_saturation_break_is_bracket_based() -> None:
+    """Completed/offered falling to 0.9 at 8X breaks by saturation inside 7X-8X."""
+    steps = [
+        make_step(
+            i,
+            m,
+            [
+                make_seg(
+                    "s0", 100.0, BASE_RPS * m, completed_rps=BASE_RPS * m * (0.9 if m >= 8 else 1.0)
+                )
+            ],
+        )
+        for i, m in enumerate([1, 2, 3, 4, 5, 6, 7, 8])
+    ]
+    b = analyse(steps, [profile("s0", slo_ms=10_000)], OPEN).segments["s0"].breaking
+    assert (b.label, b.criterion, b.low, b.high) == ("bracketed", "saturation", 7, 8)
+    assert b.multiplier == pytest.approx(7.3, rel=0.01)
+
+
+# --- closed model -------------------------------------------------------------------------------
+
+
+def closed_run(levels: Sequence[float]) -> list[StepResult]:
+    """Exact machine-repairman measurements: 40 users at 1X, 1 s think time."""
+    steps = []
+    for i, m in enumerate(levels):
+        users = round(40 * m)
+        rate = q.closed_throughput_rps(users, 8, 0.020, 1.0)
+        mean_ms = q.closed_mean_response_s(users, 8, 0.020, 1.0) * 1000
+        p95_ms = q.closed_p95_s(users, 8, 0.020, 1.0) * 1000
+        seg = make_seg("s0", p95_ms, rate, mean_ms=mean_ms)
+        steps.append(make_step(i, m, [seg], base=40))
+    return steps
+
+
+def test_closed_model_break_near_461_users() -> None:
+    """Closed model: the break is within 5% of 461 users (11.5X), with the USL fit reported."""
+    plan = Plan("closed", 40)
+    analysis = analyse(
+        closed_run([*range(1, 13), 11.3, 11.7, 11.3, 11.7]), [profile("s0")], plan, boot=50
+    )
+    seg = analysis.segments["s0"]
+    exact = q.closed_break_users(8, 0.020, 1.0, 250.0) / 40
+    assert seg.breaking.label == "bracketed"
+    assert seg.breaking.multiplier == pytest.approx(exact, rel=0.05)
+    assert seg.fit.kind == "closed USL"
+    assert seg.fit.params["think_s"] == pytest.approx(1.0, rel=0.01)  # from Little's law
+
+
+# --- description ----------------------------------------------------------------------------------
+
+
+def test_diagnosis_names_first_endpoint_and_growing_part() -> None:
+    """The endpoint over the SLO first and the part that grew most are reported at the break."""
+    steps = []
+    for i, m in enumerate([1, 2, 3, 4]):
+        p95 = 100.0 * 1.6 ** (m - 1)  # 100, 160, 256, 410: fails at 3X
+        endpoints = {"/search": p95 * 1.3, "/home": p95 * 0.7}
+        parts = {"network": 60.0, "server": 10.0 * m**2, "device": 5.0}
+        steps.append(
+            make_step(
+                i, m, [make_seg("s0", p95, BASE_RPS * m, parts_ms=parts, endpoints=endpoints)]
+            )
+        )
+    seg = analyse(steps, [profile("s0")], OPEN, boot=0).segments["s0"]
+    assert seg.diagnosis is not None
+    assert seg.diagnosis.multiplier == 3
+    assert seg.diagnosis.endpoint == "/search"
+    assert seg.diagnosis.part == "server"
+    assert seg.diagnosis.part_growth_ms["server"] == pytest.approx(80.0)
+
+
+def test_levels_curve_and_knee_describe_the_data() -> None:
+    """Plot data: per-level min/median/max, a fitted curve and band, a knee before the break."""
+    steps = erlang_run(REFINED, sigma=0.03, seed=2)
+    seg = analyse(steps, [profile("s0")], OPEN, boot=100).segments["s0"]
+    repeated = next(lv for lv in seg.levels if lv.multiplier == 9.6)
+    assert repeated.repeats == 2
+    assert repeated.p95_min_ms <= repeated.p95_median_ms <= repeated.p95_max_ms  # type: ignore[operator]
+    banded = [p for p in seg.curve if p.low_ms is not None and p.p95_ms is not None]
+    assert banded
+    assert all(p.low_ms <= p.high_ms for p in banded)  # type: ignore[operator]
+    assert seg.knee_multiplier is not None
+    assert seg.knee_multiplier < seg.breaking.multiplier  # type: ignore[operator]
+
+
+def test_summary_segments_follow_the_contract() -> None:
+    """summary_segments gives DESIGN §11's profile/break keys for every profile."""
+    analysis = analyse(erlang_run(REFINED), [profile("s0")], OPEN, boot=20)
+    (entry,) = summary_segments(analysis)
+    assert entry["profile"] == "s0"
+    assert set(entry["break"]) == {"multiplier", "low", "high", "label", "criterion"}
+    assert entry["break"]["label"] == "bracketed"
+    assert entry["break"]["criterion"] == "latency"
+    assert entry["first_fail_multiplier"] == 9.8

@@ -1,0 +1,123 @@
+"""Ground truth: the M/M/c queue and its closed (finite-population) twin."""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+
+import numpy as np
+import pytest
+
+from breakpoint import queueing as q
+
+
+def test_erlang_c_matches_textbook_values() -> None:
+    """Erlang C is rho for one server and 1/3 for two servers at one erlang."""
+    assert q.erlang_c(1, 0.7) == pytest.approx(0.7)
+    assert q.erlang_c(2, 1.0) == pytest.approx(1 / 3)
+    assert q.erlang_c(8, 0.0) == 0.0
+    assert q.erlang_c(8, 8.0) == 1.0
+
+
+def test_sojourn_of_mm1_is_exponential() -> None:
+    """With one server the sojourn time is exponential with rate mu - lambda."""
+    for t in (0.01, 0.1, 0.5):
+        assert q.sojourn_tail(t, 1, 0.02, 30.0) == pytest.approx(math.exp(-(50 - 30) * t))
+
+
+def test_sojourn_tail_is_continuous_where_c_mu_minus_lambda_equals_mu() -> None:
+    """The special case theta == mu agrees with its neighbours (no 0/0)."""
+    c, service_s = 2, 1.0
+    exact = q.sojourn_tail(1.5, c, service_s, 1.0)  # theta = 2 - 1 = mu
+    near = q.sojourn_tail(1.5, c, service_s, 1.0 + 1e-7)
+    assert math.isfinite(exact)
+    assert exact == pytest.approx(near, rel=1e-5)
+
+
+def test_p95_is_infinite_at_capacity_and_the_service_p95_when_idle() -> None:
+    """An unstable queue has no p95; an idle one has the exponential service's ln(20) S."""
+    assert q.sojourn_p95_s(8, 0.02, 400.0) == math.inf
+    assert q.sojourn_p95_s(8, 0.02, 0.0) == pytest.approx(0.02 * math.log(20), rel=1e-6)
+
+
+def test_break_rate_reproduces_design_example() -> None:
+    """c=8, S=20 ms, SLO 250 ms breaks at 387.3 req/s, 9.68X of 40 req/s (DESIGN §6)."""
+    rate = q.break_rate(8, 0.020, 250.0)
+    assert rate == pytest.approx(387.3, abs=0.05)
+    assert round(rate / 40, 2) == 9.68
+
+
+@pytest.mark.parametrize(
+    ("added_ms", "multiplier"),
+    [
+        pytest.param(50, 9.59, id="50ms"),
+        pytest.param(100, 9.43, id="100ms"),
+        pytest.param(150, 9.02, id="150ms"),
+    ],
+)
+def test_break_rate_with_added_network_time(added_ms: float, multiplier: float) -> None:
+    """Added network time moves the break to the multipliers of DESIGN §6."""
+    assert round(q.break_rate(8, 0.020, 250.0, added_ms) / 40, 2) == multiplier
+
+
+def test_break_rate_is_zero_when_idle_already_misses_slo() -> None:
+    """A budget below the idle p95 breaks at any load."""
+    assert q.break_rate(8, 0.020, 200.0, added_ms=150.0) == 0.0
+
+
+def test_closed_break_reproduces_design_example() -> None:
+    """40 users with 1 s think time: the break is near 461 users, 11.5X (DESIGN §6)."""
+    users = q.closed_break_users(8, 0.020, 1.0, 250.0)
+    assert users == pytest.approx(461, abs=1.5)
+    assert round(users / 40, 1) == 11.5
+
+
+def test_closed_mva_cross_check_is_pessimistic() -> None:
+    """MVA means with the exponential p95/mean ratio break earlier than the exact tail."""
+    assert q.closed_break_users_mva(8, 0.020, 1.0, 250.0) < q.closed_break_users(
+        8, 0.020, 1.0, 250.0
+    )
+
+
+def _simulate_closed(users: int, c: int, service_s: float, think_s: float) -> tuple[float, float]:
+    """A tiny seeded discrete-event simulation: (throughput, p95 response)."""
+    rng = random.Random(7)
+    horizon = 20_000.0
+    events = [(rng.expovariate(1 / think_s), "arrive", u) for u in range(users)]
+    heapq.heapify(events)
+    busy, queue, started, responses = 0, [], {}, []
+    while events:
+        t, kind, user = heapq.heappop(events)
+        if t > horizon:
+            break
+        if kind == "arrive":
+            started[user] = t
+            if busy < c:
+                busy += 1
+                heapq.heappush(events, (t + rng.expovariate(1 / service_s), "leave", user))
+            else:
+                queue.append(user)
+        else:
+            responses.append(t - started[user])
+            heapq.heappush(events, (t + rng.expovariate(1 / think_s), "arrive", user))
+            if queue:
+                nxt = queue.pop(0)
+                heapq.heappush(events, (t + rng.expovariate(1 / service_s), "leave", nxt))
+            else:
+                busy -= 1
+    return len(responses) / horizon, float(np.percentile(responses[500:], 95))
+
+
+def test_closed_model_matches_simulation() -> None:
+    """Throughput and p95 of the exact closed model agree with a discrete-event simulation."""
+    users, c, service_s, think_s = 10, 2, 0.1, 0.5
+    rate, p95 = _simulate_closed(users, c, service_s, think_s)
+    assert q.closed_throughput_rps(users, c, service_s, think_s) == pytest.approx(rate, rel=0.02)
+    assert q.closed_p95_s(users, c, service_s, think_s) == pytest.approx(p95, rel=0.03)
+
+
+def test_closed_single_server_tail_has_no_rate_collision() -> None:
+    """With one server the Erlang and service rates coincide and the tail stays a probability."""
+    tail = q.closed_response_tail(0.3, 5, 1, 0.1, 0.2)
+    assert 0.0 < tail < 1.0
