@@ -429,6 +429,7 @@ def run(
 
     load_scenario(path)  # imports the locustfile now: its mistakes surface before any load
     from .drive import RunInterrupted, RunSettings, execute, run_worker
+    from .live import make_progress
     from .publish import publish
     from .search import Search
 
@@ -456,7 +457,8 @@ def run(
         # Repeats are independent searches: each draws its own arrivals.
         this = replace(settings, plan=replace(the_plan, seed=the_plan.seed + i))
         try:
-            run_dir = execute(this, Search(this.plan, slos), say=_echo)
+            with make_progress() as view:
+                run_dir = execute(this, Search(this.plan, slos), progress=view)
         except RunInterrupted as stopped:
             report = publish(stopped.path)
             _echo(f"report: {report}")

@@ -27,10 +27,11 @@ import psutil
 
 from . import __version__
 from .arrivals import ArrivalScheduler
-from .config import Plan, PlannedStep
+from .config import Plan, PlannedStep, ramp
 from .criteria import judge_step, system_saturation
 from .distributed import RemoteSteps, WorkerAgent
 from .errors import BreakpointError, TargetError
+from .live import PlainProgress, Progress
 from .profiles import Profile, normalised_shares, profile_from_dict
 from .recorder import Recorder, summarise_health
 from .results import StepResult
@@ -245,9 +246,16 @@ def execute(
     policy: Policy,
     *,
     say: Callable[[str], None] = print,
+    progress: Progress | None = None,
 ) -> Path:
-    """Run the plan against the host; return the run folder (complete or partial)."""
+    """Run the plan against the host; return the run folder (complete or partial).
+
+    Progress goes to `progress` (the live view or plain lines, live.make_progress); without
+    one, plain lines go through `say`.
+    """
     from locust.env import Environment
+
+    view: Progress = progress if progress is not None else PlainProgress(_SayStream(say))
 
     _quiet_locust()
     plan = settings.plan
@@ -281,10 +289,10 @@ def execute(
         writer.append(final, final=True)
         finals[final.index] = final
         controller.replace_result(final)
-        say(_progress_line(final, seg.profiles, judge_step(final, slos)))
+        view.step_finished(result=final, verdicts=judge_step(final, slos))
         if final.generator.bound:
-            say(
-                f"warning: step {final.index + 1} is generator-bound "
+            view.warn(
+                f"step {final.index + 1} is generator-bound "
                 f"({'; '.join(final.generator.reasons)}): not a breaking point of the target"
             )
 
@@ -293,10 +301,15 @@ def execute(
         closed.append(result)
 
     def on_step_started(step: ActiveStep) -> None:
-        say(
-            f"step {step.index + 1}: {step.planned.multiplier:g}X = {step.load:g} {plan.unit} "
-            f"({step.planned.phase}, {step.planned.warmup_s:g}s warm-up + "
-            f"{step.planned.hold_s:g}s measured)"
+        view.step_started(
+            index=step.index,
+            multiplier=step.planned.multiplier,
+            load=step.load,
+            unit=plan.unit,
+            phase=step.planned.phase,
+            warmup_s=step.planned.warmup_s,
+            hold_s=step.planned.hold_s,
+            started_at=step.started_at,
         )
 
     recorder = Recorder(seg.names)
@@ -304,7 +317,11 @@ def execute(
     source: LocalSteps | RemoteSteps
     if settings.distributed:
         source = RemoteSteps(
-            seg.names, model=plan.model, on_final=on_final, drain_timeout_s=DRAIN_MAX_S, say=say
+            seg.names,
+            model=plan.model,
+            on_final=on_final,
+            drain_timeout_s=DRAIN_MAX_S,
+            say=view.info,
         )
         classes = _classes(settings, seg, IterationHooks(), None)
     else:
@@ -333,7 +350,9 @@ def execute(
         source.attach(runner)
         if settings.workers:
             worker_procs = _spawn_local_workers(settings, writer.path, runner.server.port)
-        _wait_for_workers(runner, settings.workers or settings.expect_workers, worker_procs, say)
+        _wait_for_workers(
+            runner, settings.workers or settings.expect_workers, worker_procs, view.info
+        )
     else:
         env.events.request.add_listener(recorder.on_request)
         runner = env.create_local_runner()
@@ -344,7 +363,7 @@ def execute(
         # First signal: close the current step as partial and write the run. Second: stop now.
         name = signal.Signals(signum).name
         if controller.stop_reason is None and not controller.finished:
-            say(
+            view.info(
                 f"{name}: closing the current step and writing the run "
                 "(press Ctrl-C again to stop at once)"
             )
@@ -358,11 +377,19 @@ def execute(
     samplers = []
     if not settings.distributed:
         samplers = _start_samplers(recorder, scheduler)
+        samplers.append(gevent.spawn(_live, view, controller, recorder))
+    view.run_started(
+        plan=plan,
+        profiles=seg.profiles,
+        host=settings.host,
+        run_dir=writer.path,
+        planned_steps=len(ramp(plan)),
+    )
     try:
         runner.start_shape()
         while not controller.finished and not stopping_now[0]:
             gevent.sleep(0.2)
-            _check_workers(worker_procs, say)
+            _check_workers(worker_procs, view.warn)
         # Let in-flight requests of the last steps drain before stopping the users.
         grace_until = time.time() + DRAIN_MAX_S + 6
         while source.pending() and time.time() < grace_until and not stopping_now[0]:
@@ -383,8 +410,10 @@ def execute(
                 )
         interrupted = stopping_now[0] or (controller.stop_reason or "").startswith("interrupted")
         status = "interrupted" if interrupted else "complete"
+        status = "failed" if controller.failure is not None else status
+        view.run_finished(status=status, run_dir=writer.path)
         writer.update(
-            status="failed" if controller.failure is not None else status,
+            status=status,
             stop_reason=controller.stop_reason,
             finished_at=time.time(),
             steps=len(closed),
@@ -503,12 +532,12 @@ def _wait_for_workers(
 _reported_dead: set[int] = set()
 
 
-def _check_workers(procs: list[subprocess.Popen[bytes]], say: Callable[[str], None]) -> None:
+def _check_workers(procs: list[subprocess.Popen[bytes]], warn: Callable[[str], None]) -> None:
     for p in procs:
         if p.poll() is not None and p.pid not in _reported_dead:
             _reported_dead.add(p.pid)
-            say(
-                f"warning: worker process {p.pid} exited (code {p.returncode}); the run goes on "
+            warn(
+                f"worker process {p.pid} exited (code {p.returncode}); the run goes on "
                 "with the others and the step is marked untrusted"
             )
 
@@ -544,25 +573,39 @@ class RunInterrupted(Exception):  # noqa: N818 - a signal, not an error
         self.path = path
 
 
-def _progress_line(result: StepResult, profiles: list[Profile], verdicts: dict[str, Any]) -> str:
-    parts = []
-    for p in profiles:
-        seg = result.segments.get(p.name)
-        if seg is None or seg.p95_ms is None:
-            parts.append(f"{p.name} -")
-            continue
-        verdict = verdicts.get(p.name)
-        flag = ""
-        if verdict is not None and verdict.passed is False:
-            flag = f" FAIL({verdict.criterion})"
-        elif verdict is not None and verdict.passed is None:
-            flag = " ?"
-        parts.append(f"{p.name} p95 {seg.p95_ms:.0f}ms err {seg.error_rate:.1%}{flag}")
-    head = (
-        f"  done {result.multiplier:g}X ({result.measured_s:.0f}s measured"
-        f"{', partial' if result.partial else ''}): "
-    )
-    return head + "; ".join(parts)
+class _SayStream:
+    """A text stream that hands complete lines to a `say` callback (for PlainProgress)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._buffer = ""
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self._say(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _live(view: Progress, controller: Controller, recorder: Recorder) -> None:
+    """Feed the progress view once a second: the current step so far and generator health."""
+    while True:
+        gevent.sleep(1.0)
+        active = controller.active
+        if active is not None and active.closed_at is None:
+            try:
+                step = recorder.result(active.index, final=False)
+            except KeyError:
+                continue
+            view.tick(now=time.time(), step=step)
+        view.health(**recorder.latest_health())
 
 
 def _start_samplers(recorder: Recorder, scheduler: ArrivalScheduler | None) -> list[Any]:

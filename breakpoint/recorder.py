@@ -110,6 +110,7 @@ class Recorder(IterationHooks):
         self._windows: dict[int, _Window] = {}
         self._open: _Window | None = None
         self.dropped_outside = 0  # requests not in any measured window (warm-up, late)
+        self._latest: dict[str, float] = {}
         # Build the histogram layout cache now, not in the middle of a step (~0.2 s of CPU).
         mean_us(new_histogram())
 
@@ -170,8 +171,17 @@ class Recorder(IterationHooks):
             current.accs[segment].done_in_window += 1
 
     # -- health samples ------------------------------------------------------------------------
+    def latest_health(self) -> dict[str, float]:
+        """The most recent generator-health values, for the live view."""
+        return {
+            "cpu_pct": self._latest.get("cpu", 0.0),
+            "loop_lag_ms": self._latest.get("loop_lag_ms", 0.0),
+            "schedule_lag_ms": self._latest.get("schedule_lag_ms", 0.0),
+        }
+
     def health_sample(self, kind: str, value: float, at: float | None = None) -> None:
         """A generator-health sample, kept when taken (`at`, default now) in a measured window."""
+        self._latest[kind] = value
         when = self._clock() if at is None else at
         if self._open is not None and when >= self._open.measure_from:
             self._open.health.append((kind, value))
