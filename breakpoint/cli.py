@@ -354,6 +354,33 @@ def _fmt_s(seconds: float) -> str:
     help="Guardrail: most users this process may run.",
 )
 @click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    help="Another host the scenario may call (repeatable); requests to any other are blocked.",
+)
+@click.option(
+    "--abort-error-rate",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.5,
+    show_default=True,
+    help="Abort the ramp when errors exceed this fraction for --abort-for-s.",
+)
+@click.option(
+    "--abort-p99-ms",
+    type=click.FloatRange(0, None, min_open=True),
+    default=30_000,
+    show_default=True,
+    help="Abort the ramp when p99 exceeds this for --abort-for-s.",
+)
+@click.option(
+    "--abort-for-s",
+    type=click.IntRange(1, 3600),
+    default=10,
+    show_default=True,
+    help="How long an abort limit must be crossed before the ramp stops.",
+)
+@click.option(
     "--master", is_flag=True, help="Be the master of a distributed run; workers join with --worker."
 )
 @click.option(
@@ -398,6 +425,10 @@ def run(
     worker: bool,
     master_host: str | None,
     master_port: int,
+    allow_hosts: tuple[str, ...],
+    abort_error_rate: float,
+    abort_p99_ms: float,
+    abort_for_s: int,
     **options: Any,
 ) -> None:
     """Drive load from 1X up, step by step, and find where each segment breaks."""
@@ -428,6 +459,7 @@ def run(
     from .scenario import load_scenario
 
     load_scenario(path)  # imports the locustfile now: its mistakes surface before any load
+    from .criteria import AbortLimits
     from .drive import RunInterrupted, RunSettings, execute, run_worker
     from .live import make_progress
     from .publish import publish
@@ -446,6 +478,8 @@ def run(
         expect_workers=expect_workers or 0,
         master_bind=master_bind,
         master_port=master_port if (master or worker) else 0,
+        abort=AbortLimits(error_rate=abort_error_rate, p99_ms=abort_p99_ms, for_s=abort_for_s),
+        allow_hosts=allow_hosts,
     )
     if worker:
         assert master_host is not None

@@ -144,3 +144,36 @@ def judge_step(step: StepResult, slos: Mapping[str, Slo]) -> dict[str, SegmentVe
         for name, seg in step.segments.items()
         if name in slos
     }
+
+
+@dataclass(frozen=True)
+class AbortLimits:
+    """Guardrail: stop the ramp when the target is clearly down, not merely degraded."""
+
+    error_rate: float = 0.5  # more than half of the requests fail ...
+    p99_ms: float = 30_000.0  # ... or the p99 is beyond 30 s ...
+    for_s: int = 10  # ... for this many seconds in a row
+    settle_s: int = 2  # the newest seconds are still filling: leave them out
+
+
+def abort_reason(step: StepResult, limits: AbortLimits) -> str | None:
+    """Why the run must stop now, judged on the step's trailing seconds (all segments)."""
+    series = [seg.series for seg in step.segments.values()]
+    n = max((len(s.completed) for s in series), default=0) - limits.settle_s
+    if n < limits.for_s:
+        return None
+
+    def total(attr: str) -> int:
+        return sum(sum(getattr(s, attr)[n - limits.for_s : n]) for s in series)
+
+    count, errors, slow = total("completed"), total("errors"), total("slow")
+    if count == 0:
+        return None
+    if errors / count > limits.error_rate:
+        return (
+            f"error rate {errors / count:.0%} over {limits.for_s} s "
+            f"(abort limit {limits.error_rate:.0%})"
+        )
+    if slow / count > 0.01:
+        return f"p99 above {limits.p99_ms / 1000:g} s for {limits.for_s} s (abort limit)"
+    return None

@@ -62,6 +62,7 @@ class RemoteSteps:
         self._provisional: dict[int, dict[str, StepResult]] = {}
         self._final: dict[int, dict[str, StepResult]] = {}
         self._delivered: set[int] = set()
+        self._blocked_by_worker: dict[str, dict[str, int]] = {}
 
     def attach(self, runner: Any) -> None:
         self.runner = runner
@@ -145,7 +146,17 @@ class RemoteSteps:
         step = _decode(msg.data)
         self._provisional.setdefault(step.index, {})[msg.node_id] = step
 
+    @property
+    def blocked(self) -> dict[str, int]:
+        """Requests each worker's host allow-list blocked (counts are cumulative per worker)."""
+        total: dict[str, int] = {}
+        for counts in self._blocked_by_worker.values():
+            for host, n in counts.items():
+                total[host] = total.get(host, 0) + n
+        return total
+
     def _on_final(self, environment: Any, msg: Any, **_: Any) -> None:
+        self._blocked_by_worker[msg.node_id] = dict(msg.data.get("blocked", {}))
         step = _decode(msg.data)
         self._final.setdefault(step.index, {})[msg.node_id] = step
 
@@ -167,7 +178,9 @@ class WorkerAgent:
         seed: int,
         drain_timeout_s: float,
         collect_garbage: Callable[[], None] = lambda: None,
+        guard: Any = None,
     ) -> None:
+        self.guard = guard
         self.collect_garbage = collect_garbage
         self.runner = runner
         self.recorder = recorder
@@ -218,5 +231,6 @@ class WorkerAgent:
             partial=partial,
             health=summarise_health(self.recorder.health_of(index)),
         )
-        self.runner.send_message(MSG_FINAL, {"records": final.records()})
+        blocked = dict(self.guard.blocked) if self.guard is not None else {}
+        self.runner.send_message(MSG_FINAL, {"records": final.records(), "blocked": blocked})
         self.recorder.forget(index)

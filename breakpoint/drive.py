@@ -28,9 +28,10 @@ import psutil
 from . import __version__
 from .arrivals import ArrivalScheduler
 from .config import Plan, PlannedStep, ramp
-from .criteria import judge_step, system_saturation
+from .criteria import AbortLimits, abort_reason, judge_step, system_saturation
 from .distributed import RemoteSteps, WorkerAgent
 from .errors import BreakpointError, TargetError
+from .guard import HostGuard
 from .live import PlainProgress, Progress
 from .profiles import Profile, normalised_shares, profile_from_dict
 from .recorder import Recorder, summarise_health
@@ -63,6 +64,9 @@ class RunSettings:
     expect_workers: int = 0  # remote workers to wait for (--master)
     master_bind: str = "127.0.0.1"
     master_port: int = 5557
+    abort: AbortLimits = field(default_factory=AbortLimits)
+    hang_s: float = 20.0  # no completion at all for this long: the target is down
+    allow_hosts: tuple[str, ...] = ()
 
     @property
     def distributed(self) -> bool:
@@ -77,6 +81,7 @@ class RunSettings:
             "profiles": [p.as_dict() for p in self.profiles],
             "emulate": self.emulate,
             "max_users": self.max_users,
+            "allow_hosts": list(self.allow_hosts),
         }
 
     @classmethod
@@ -90,6 +95,7 @@ class RunSettings:
             out_dir=Path("."),
             emulate=bool(spec["emulate"]),
             max_users=int(spec["max_users"]),
+            allow_hosts=tuple(spec.get("allow_hosts", ())),
         )
 
 
@@ -128,7 +134,11 @@ def _prepare(settings: RunSettings) -> _Segments:
 
 
 def _classes(
-    settings: RunSettings, seg: _Segments, hooks: IterationHooks, scheduler: ArrivalScheduler | None
+    settings: RunSettings,
+    seg: _Segments,
+    hooks: IterationHooks,
+    scheduler: ArrivalScheduler | None,
+    guard: HostGuard | None = None,
 ) -> list[type]:
     return wrap_user_classes(
         seg.scenario.user_classes,
@@ -140,6 +150,7 @@ def _classes(
         emulate=settings.emulate,
         pool_weights=seg.pool_weights,
         seed=settings.plan.seed,
+        guard=guard,
     )
 
 
@@ -312,7 +323,8 @@ def execute(
             started_at=step.started_at,
         )
 
-    recorder = Recorder(seg.names)
+    recorder = Recorder(seg.names, slow_ms=settings.abort.p99_ms)
+    guard = HostGuard(settings.host, settings.allow_hosts)
     scheduler: ArrivalScheduler | None = None
     source: LocalSteps | RemoteSteps
     if settings.distributed:
@@ -330,7 +342,7 @@ def execute(
                 seg.shares, seed=plan.seed, on_issue=recorder.iteration_offered
             )
         source = LocalSteps(recorder, scheduler, seg.shares, on_final)
-        classes = _classes(settings, seg, recorder, scheduler)
+        classes = _classes(settings, seg, recorder, scheduler, guard)
 
     controller = Controller(
         plan=plan,
@@ -377,7 +389,10 @@ def execute(
     samplers = []
     if not settings.distributed:
         samplers = _start_samplers(recorder, scheduler)
-        samplers.append(gevent.spawn(_live, view, controller, recorder))
+        # Emulated requests end (or time out) within their profile's timeout: silence for
+        # twice the longest timeout cannot be a slow client.
+        hang_s = max(settings.hang_s, 2 * max(p.network.timeout_s for p in seg.profiles))
+        samplers.append(gevent.spawn(_live, view, controller, recorder, settings.abort, hang_s))
     view.run_started(
         plan=plan,
         profiles=seg.profiles,
@@ -410,9 +425,12 @@ def execute(
                 )
         interrupted = stopping_now[0] or (controller.stop_reason or "").startswith("interrupted")
         status = "interrupted" if interrupted else "complete"
+        if (controller.stop_reason or "").startswith("aborted"):
+            status = "aborted"
         status = "failed" if controller.failure is not None else status
         view.run_finished(status=status, run_dir=writer.path)
         writer.update(
+            blocked_hosts=_blocked(guard, source),
             status=status,
             stop_reason=controller.stop_reason,
             finished_at=time.time(),
@@ -443,7 +461,10 @@ def run_worker(
         if plan.model == "open"
         else None
     )
-    env = Environment(user_classes=_classes(settings, seg, recorder, scheduler), host=settings.host)
+    guard = HostGuard(settings.host, settings.allow_hosts)
+    env = Environment(
+        user_classes=_classes(settings, seg, recorder, scheduler, guard), host=settings.host
+    )
     env.events.request.add_listener(recorder.on_request)
     runner = env.create_worker_runner(master_host, master_port)
     WorkerAgent(
@@ -453,6 +474,7 @@ def run_worker(
         seed=plan.seed,
         drain_timeout_s=DRAIN_MAX_S,
         collect_garbage=collect_garbage_now,
+        guard=guard,
     )
     samplers = _start_samplers(recorder, scheduler)
     say(f"worker connected to {master_host}:{master_port}")
@@ -573,6 +595,14 @@ class RunInterrupted(Exception):  # noqa: N818 - a signal, not an error
         self.path = path
 
 
+def _blocked(guard: HostGuard, source: object) -> dict[str, int]:
+    """Requests the allow-list blocked, here and (distributed) on the workers."""
+    total = dict(guard.blocked)
+    for host, n in getattr(source, "blocked", {}).items():
+        total[host] = total.get(host, 0) + n
+    return total
+
+
 class _SayStream:
     """A text stream that hands complete lines to a `say` callback (for PlainProgress)."""
 
@@ -594,8 +624,14 @@ class _SayStream:
         return False
 
 
-def _live(view: Progress, controller: Controller, recorder: Recorder) -> None:
-    """Feed the progress view once a second: the current step so far and generator health."""
+def _live(
+    view: Progress, controller: Controller, recorder: Recorder, limits: AbortLimits, hang_s: float
+) -> None:
+    """Once a second: feed the progress view, and stop the ramp if the target is clearly down.
+
+    Down means the abort limits were crossed for their duration, or no request at all completed
+    for `hang_s` while arrivals were being sent (a hanging target).
+    """
     while True:
         gevent.sleep(1.0)
         active = controller.active
@@ -605,6 +641,13 @@ def _live(view: Progress, controller: Controller, recorder: Recorder) -> None:
             except KeyError:
                 continue
             view.tick(now=time.time(), step=step)
+            why = abort_reason(step, limits)
+            silent_s = time.time() - max(recorder.last_completion_at, active.started_at)
+            if why is None and silent_s > hang_s:
+                why = f"no request completed for {silent_s:.0f} s: the target is not answering"
+            if why is not None and controller.stop_reason is None:
+                view.warn(f"aborting the ramp: {why}")
+                controller.request_stop(f"aborted: {why}")
         view.health(**recorder.latest_health())
 
 

@@ -78,12 +78,14 @@ class _Acc:
     sec_count: list[int] = field(default_factory=list)
     sec_errors: list[int] = field(default_factory=list)
     sec_sum_ms: list[float] = field(default_factory=list)
+    sec_slow: list[int] = field(default_factory=list)
 
     def second(self, i: int) -> None:
         while len(self.sec_count) <= i:
             self.sec_count.append(0)
             self.sec_errors.append(0)
             self.sec_sum_ms.append(0.0)
+            self.sec_slow.append(0)
 
 
 @dataclass
@@ -104,13 +106,21 @@ class _Window:
 class Recorder(IterationHooks):
     """The events.request listener and the step windows it records into."""
 
-    def __init__(self, segments: Sequence[str], *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        segments: Sequence[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        slow_ms: float = 30_000.0,
+    ) -> None:
         self.segments = list(segments)
+        self.slow_ms = slow_ms  # per-second count of requests slower than this (abort guardrail)
         self._clock = clock
         self._windows: dict[int, _Window] = {}
         self._open: _Window | None = None
         self.dropped_outside = 0  # requests not in any measured window (warm-up, late)
         self._latest: dict[str, float] = {}
+        self.last_completion_at = 0.0  # wall time of the newest request seen (hang detection)
         # Build the histogram layout cache now, not in the middle of a step (~0.2 s of CPU).
         mean_us(new_histogram())
 
@@ -203,6 +213,7 @@ class Recorder(IterationHooks):
         segment = ctx.get("bp_segment")
         if segment is None:
             return
+        self.last_completion_at = self._clock()
         lag_ms = float(ctx.get("bp_lag_ms", 0.0) or 0.0)
         started = start_time if start_time is not None else self._clock() - response_time / 1000
         intended = started - lag_ms / 1000.0
@@ -249,6 +260,8 @@ class Recorder(IterationHooks):
         acc.second(sec)
         acc.sec_count[sec] += 1
         acc.sec_sum_ms[sec] += latency_ms
+        if latency_ms > self.slow_ms:
+            acc.sec_slow[sec] += 1
         if error is not None:
             acc.errors[error] = acc.errors.get(error, 0) + 1
             acc.endpoint_errors[name] = acc.endpoint_errors.get(name, 0) + 1
@@ -334,7 +347,12 @@ def _segment_step(
         histogram=encode_histogram(acc.hist),
         parts_ms={k: v / n for k, v in acc.parts_sum.items()} if n else {},
         endpoints=endpoints,
-        series=Series(tuple(count), tuple(acc.sec_errors[: len(count)]), tuple(mean_ms)),
+        series=Series(
+            tuple(count),
+            tuple(acc.sec_errors[: len(count)]),
+            tuple(mean_ms),
+            tuple(acc.sec_slow[: len(count)]),
+        ),
         unfinished=unfinished,
     )
 

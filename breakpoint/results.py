@@ -144,18 +144,23 @@ class Series:
     completed: tuple[int, ...] = ()
     errors: tuple[int, ...] = ()
     mean_ms: tuple[float | None, ...] = ()
+    slow: tuple[int, ...] = ()  # requests slower than the abort limit (guardrail)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "completed": list(self.completed),
             "errors": list(self.errors),
             "mean_ms": list(self.mean_ms),
+            "slow": list(self.slow),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Series:
         return cls(
-            tuple(d.get("completed", ())), tuple(d.get("errors", ())), tuple(d.get("mean_ms", ()))
+            tuple(d.get("completed", ())),
+            tuple(d.get("errors", ())),
+            tuple(d.get("mean_ms", ())),
+            tuple(d.get("slow", ())),
         )
 
 
@@ -379,8 +384,11 @@ def merge_segment_steps(parts: Sequence[SegmentStep]) -> SegmentStep:
     seconds = max(len(p.series.completed) for p in parts)
     completed = [0] * seconds
     errors = [0] * seconds
+    slow = [0] * seconds
     weighted = [0.0] * seconds
     for p in parts:
+        for i, n in enumerate(p.series.slow):
+            slow[i] += n
         counts = _pad(p.series.completed, seconds, 0)
         means = _pad(p.series.mean_ms, seconds, None)
         for i, (c, e, m) in enumerate(
@@ -405,7 +413,7 @@ def merge_segment_steps(parts: Sequence[SegmentStep]) -> SegmentStep:
         histogram=encode_histogram(hist),
         parts_ms=parts_ms,
         endpoints=endpoints,
-        series=Series(tuple(completed), tuple(errors), mean_ms),
+        series=Series(tuple(completed), tuple(errors), mean_ms, tuple(slow)),
         unfinished=sum(p.unfinished for p in parts),
     )
 

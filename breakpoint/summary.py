@@ -71,6 +71,18 @@ def build_summary(
         {"kind": w.kind, "message": w.message, "segment": w.segment, "step": w.step}
         for w in analysis.warnings
     ] + [{"kind": "store", "message": m, "segment": None, "step": None} for m in store_warnings]
+    blocked = info.get("blocked_hosts") or {}
+    if blocked:
+        listed = ", ".join(f"{host} ({n})" for host, n in sorted(blocked.items()))
+        warnings.append(
+            {
+                "kind": "blocked_hosts",
+                "segment": None,
+                "step": None,
+                "message": f"the scenario called hosts other than the target; those requests were "
+                f"blocked and not sent: {listed} (allow them with --allow-host)",
+            }
+        )
     if info.get("status") not in ("complete", None):
         warnings.append(
             {

@@ -17,6 +17,7 @@ from typing import Any
 from locust import User
 
 from .arrivals import ArrivalScheduler, Ticket
+from .guard import HostGuard
 from .profiles import Profile
 
 
@@ -45,6 +46,7 @@ def wrap_user_classes(
     emulate: bool,
     pool_weights: Mapping[str, float] | None = None,
     seed: int = 1,
+    guard: HostGuard | None = None,
 ) -> list[type[User]]:
     """One subclass per (profile, scenario class), weighted by traffic share x class weight.
 
@@ -70,6 +72,7 @@ def wrap_user_classes(
                     emulate=emulate,
                     seed=seed,
                     counter=counter,
+                    guard=guard,
                 )
             )
     return wrapped
@@ -86,6 +89,7 @@ def _wrap(
     emulate: bool,
     seed: int,
     counter: Any,
+    guard: HostGuard | None = None,
 ) -> type[User]:
     segment = profile.name
     original_wait: Callable[..., float] | None = getattr(cls, "wait_time", None)
@@ -102,6 +106,8 @@ def _wrap(
             from .emulate import install
 
             install(self, profile, rng=self._bp_rng)
+        if guard is not None:
+            guard.install(self)  # outermost: a blocked request is not even emulated
 
     def context(self: Any) -> dict[str, Any]:
         base = cls.context(self)
