@@ -64,6 +64,16 @@ class _Bracket:
     segments: tuple[str, ...]
 
 
+def _confirmed_bound(done: Sequence[StepResult]) -> float:
+    """The lowest level at which the generator was the bottleneck twice (inf: none)."""
+    counts: dict[float, int] = {}
+    for s in done:
+        if s.generator.bound:
+            key = next((k for k in counts if same_level(k, s.multiplier)), s.multiplier)
+            counts[key] = counts.get(key, 0) + 1
+    return min((m for m, n in counts.items() if n >= 2), default=math.inf)
+
+
 class Search:
     """The controller's policy: `next_step(done)` returns the next level to hold, or None."""
 
@@ -75,7 +85,7 @@ class Search:
     # --- the walk ---------------------------------------------------------------------------------
 
     def _walk_done(self, done: Sequence[StepResult]) -> bool:
-        if any(s.generator.bound for s in done):
+        if _confirmed_bound(done) < math.inf:
             return True
         levels = {n: measured_levels(done, n, slo) for n, slo in self.slos.items()}
         every_failed = all(any(not lv.passed for lv in lvs) for lvs in levels.values())
@@ -84,7 +94,9 @@ class Search:
         return every_failed or not remaining
 
     def _next_walk(self, done: Sequence[StepResult]) -> PlannedStep | None:
-        ran = [s.multiplier for s in done]
+        # A level whose only run was generator-bound is run again (a transient such as a
+        # neighbour's CPU burst should not end the search); bound twice, the walk stops.
+        ran = [s.multiplier for s in done if not s.generator.bound]
         for planned in self.ramp:
             if not any(same_level(planned.multiplier, m) for m in ran):
                 return planned if self._hold_in_full(done, planned) else self._scout(planned)
@@ -156,7 +168,7 @@ class Search:
         return [_Bracket(lo, hi, tuple(names)) for (lo, hi), names in sorted(found.items())]
 
     def _next_refine(self, done: Sequence[StepResult]) -> PlannedStep | None:
-        bound_at = min((s.multiplier for s in done if s.generator.bound), default=math.inf)
+        bound_at = _confirmed_bound(done)
         for br in self._brackets(done):
             step = self._next_in_bracket(done, br, bound_at)
             if step is not None:
