@@ -74,3 +74,16 @@ def test_records_round_trip() -> None:
     (step,) = _measure([(1001.0 + i / 100, 10.0 + i, "/p") for i in range(200)], workers=1)
     (back,) = group_records(step.records())
     assert back == step
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fast_percentiles_match_hdrhistogram(seed: int) -> None:
+    """The vectorised percentiles equal HdrHistogram's own, value for value."""
+    from breakpoint.results import new_histogram, values_at_percentiles
+
+    rng = random.Random(seed)
+    hist = new_histogram()
+    for _ in range(5000):
+        hist.record_value(max(1, int(rng.lognormvariate(10, 2))))
+    ps = [0.1, 1, 50, 90, 95, 99, 99.9, 100]
+    assert values_at_percentiles(hist, ps) == [hist.get_value_at_percentile(p) for p in ps]
