@@ -17,7 +17,7 @@ import click
 
 from . import __version__
 from .config import Plan, ramp, worst_case_steps
-from .errors import BreakpointError, ExitStatus, UsageError
+from .errors import BreakpointError, ConfigError, ExitStatus, UsageError
 from .profiles import (
     Profile,
     builtin_profiles,
@@ -140,17 +140,29 @@ def _build_plan(
     else:
         assert baseline_users is not None
         model, baseline = "closed", float(baseline_users)
-    return Plan(
-        model=model,
-        baseline=baseline,
-        max_multiplier=max_multiplier,
-        hard_cap_multiplier=hard_cap,
-        warmup_s=warmup_s,
-        hold_s=hold_s,
-        refine_levels=refine_levels,
-        refine_repeats=refine_repeats,
-        seed=seed,
-    )
+    try:
+        return Plan(
+            model=model,
+            baseline=baseline,
+            max_multiplier=max_multiplier,
+            hard_cap_multiplier=hard_cap,
+            warmup_s=warmup_s,
+            hold_s=hold_s,
+            refine_levels=refine_levels,
+            refine_repeats=refine_repeats,
+            seed=seed,
+        )
+    except ConfigError as exc:
+        # Name the option the user typed, not the plan's field.
+        options = {
+            "baseline": "--baseline-rps" if model == "open" else "--baseline-users",
+            "max_multiplier": "--max-multiplier",
+            "hard_cap_multiplier": "--hard-cap",
+        }
+        field = exc.field or ""
+        option = options.get(field, "--" + field.replace("_", "-"))
+        message = str(exc).split(": ", 2)[-1]
+        raise UsageError(f"{option}: {message}") from None
 
 
 def _build_profiles(

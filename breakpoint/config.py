@@ -54,7 +54,7 @@ class Plan:
             (
                 "baseline",
                 self.baseline > 0 and math.isfinite(self.baseline),
-                "must be a positive number (e.g. --baseline-rps 40)",
+                "must be a positive number",
             ),
             (
                 "max_multiplier",

@@ -41,11 +41,20 @@ def load_scenario(path: Path) -> Scenario:
     sys.path.insert(0, str(path.parent.resolve()))
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
-        last = traceback.extract_tb(exc.__traceback__)[-1]
+    except SyntaxError as exc:
         raise ScenarioError(
-            f"{path}: importing the scenario failed at line {last.lineno}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{path}: importing the scenario failed at line {exc.lineno}: SyntaxError: {exc.msg}"
+        ) from None
+    except Exception as exc:
+        # The scenario's own line: the deepest frame in the scenario file, not in a library.
+        own = [
+            f
+            for f in traceback.extract_tb(exc.__traceback__)
+            if Path(f.filename).resolve() == path.resolve()
+        ]
+        line = own[-1].lineno if own else traceback.extract_tb(exc.__traceback__)[-1].lineno
+        raise ScenarioError(
+            f"{path}: importing the scenario failed at line {line}: {type(exc).__name__}: {exc}"
         ) from None
     finally:
         sys.path.pop(0)
