@@ -276,8 +276,17 @@ def profiles_show(name: str) -> None:
     _echo(f"  SLO: p95 < {profile.slo.p95_ms:g} ms, errors < {profile.slo.error_rate:.1%}")
     _echo(f"  traffic share (relative weight): {profile.share:g}")
     _echo("  predicted experienced time (server time excluded):")
+    _echo(
+        f"    {'response':<9}{'connection':<11}{'set-up':>8}{'request':>9}{'upload':>8}"
+        f"{'download':>10}{'slow start':>11}{'loss':>7}{'device':>8}{'total':>9}"
+    )
     for row in describe(profile):
-        _echo(f"    {row}")
+        _echo(
+            f"    {row['response']:<9}{row['connection']:<11}{row['setup_ms']:>6.0f}ms"
+            f"{row['request_ms']:>7.0f}ms{row['upload_ms']:>6.0f}ms{row['download_ms']:>8.0f}ms"
+            f"{row['slow_start_ms']:>9.0f}ms{row['loss_ms']:>5.0f}ms{row['device_ms']:>6.0f}ms"
+            f"{row['total_ms']:>7.0f}ms"
+        )
 
 
 @cli.command()
@@ -313,8 +322,9 @@ def plan(
     worst = worst_case_steps(the_plan, len(chosen))
     step_s = the_plan.warmup_s + the_plan.hold_s
     _echo(
-        f"ramp: {len(steps)} steps, {_fmt_s(elapsed)}; with refinement at most {worst} steps, "
-        f"{_fmt_s(worst * step_s)}"
+        f"ramp: {len(steps)} steps, {_fmt_s(elapsed)} at full holds (scouts are shorter); "
+        f"with refinement at most {worst} steps, {_fmt_s(worst * step_s)}, if every segment "
+        "breaks in a bracket of its own"
     )
     _echo(describe_policy(the_plan))
 
