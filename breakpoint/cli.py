@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -135,6 +135,7 @@ def _build_plan(
             "give the expected normal load: --baseline-rps R (open model) or "
             "--baseline-users N (closed model)"
         )
+    model: Literal["open", "closed"]
     if baseline_rps is not None:
         model, baseline = "open", baseline_rps
     else:

@@ -266,7 +266,9 @@ def execute(
     """
     from locust.env import Environment
 
-    view: Progress = progress if progress is not None else PlainProgress(_SayStream(say))
+    view: Progress = (
+        progress if progress is not None else PlainProgress(_SayStream(say))  # type: ignore[arg-type]
+    )
 
     _quiet_locust()
     plan = settings.plan
@@ -367,7 +369,7 @@ def execute(
         )
     else:
         env.events.request.add_listener(recorder.on_request)
-        runner = env.create_local_runner()
+        runner = env.create_local_runner()  # type: ignore[assignment]
 
     stopping_now = [False]
 

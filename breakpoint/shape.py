@@ -125,17 +125,20 @@ class Controller(LoadTestShape):
         if active is None:
             first = self.policy.next_step(self.done)
             if first is None:
-                return self._finish("nothing to run")
+                self._finish("nothing to run")
+                return None
             self._start(first, now)
         elif active.closed_at is not None:
             # Waiting for the closed step's measurements (distributed workers send them).
             if not self._collect(active, now):
                 return self._users, self._spawn_rate()
             if self._closing_partial:
-                return self._finish(self.stop_reason or "stopped")
+                self._finish(self.stop_reason or "stopped")
+                return None
             following = self.policy.next_step(self.done)
             if following is None:
-                return self._finish("plan complete")
+                self._finish("plan complete")
+                return None
             self._start(following, now)
         elif self.stop_reason is not None:
             self._close(active, now, partial=True)

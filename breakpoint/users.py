@@ -100,7 +100,7 @@ def _wrap(
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807 - becomes a method
         cls.__init__(self, *args, **kwargs)
         self._bp_lag_ms = 0.0
-        self._bp_iter_start: float | None = None
+        self._bp_iter_start = None
         self._bp_rng = random.Random(seed * 1_000_003 + next(counter))
         if emulate and getattr(cls, "bp_emulate", True):
             from .emulate import install
