@@ -397,6 +397,13 @@ def _fmt_s(seconds: float) -> str:
     help="Abort the ramp when p99 exceeds this for --abort-for-s.",
 )
 @click.option(
+    "--hang-s",
+    type=click.FloatRange(1, 3600),
+    default=20.0,
+    show_default=True,
+    help="Abort when no request completes for this long while some are in flight.",
+)
+@click.option(
     "--abort-for-s",
     type=click.IntRange(1, 3600),
     default=10,
@@ -452,6 +459,7 @@ def run(
     abort_error_rate: float,
     abort_p99_ms: float,
     abort_for_s: int,
+    hang_s: float,
     **options: Any,
 ) -> None:
     """Drive load from 1X up, step by step, and find where each segment breaks."""
@@ -485,7 +493,6 @@ def run(
     from .criteria import AbortLimits
     from .drive import RunInterrupted, RunSettings, execute, run_worker
     from .live import make_progress
-    from .publish import publish
     from .search import Search
 
     settings = RunSettings(
@@ -503,6 +510,7 @@ def run(
         master_port=master_port if (master or worker) else 0,
         abort=AbortLimits(error_rate=abort_error_rate, p99_ms=abort_p99_ms, for_s=abort_for_s),
         allow_hosts=allow_hosts,
+        hang_s=hang_s,
     )
     if worker:
         assert master_host is not None
@@ -517,13 +525,28 @@ def run(
             with make_progress() as view:
                 run_dir = execute(this, Search(this.plan, slos), progress=view)
         except RunInterrupted as stopped:
-            report = publish(stopped.path)
-            _echo(f"report: {report}")
-            _echo(str(stopped.path))
+            _publish_or_say(stopped.path)
             raise SystemExit(int(ExitStatus.INTERRUPTED)) from None
-        report = publish(run_dir)
-        _echo(f"report: {report}")
-        _echo(str(run_dir))
+        if not _publish_or_say(run_dir):
+            raise SystemExit(int(ExitStatus.ERROR))
+
+
+def _publish_or_say(run_dir: Path) -> bool:
+    """Write the run's report; if that fails, say how to retry. The run folder prints last."""
+    from .publish import publish
+
+    try:
+        _echo(f"report: {publish(run_dir)}")
+        ok = True
+    except Exception as exc:  # the measurements are safe on disk whatever went wrong here
+        click.echo(
+            f"breakpoint: error: the report could not be written ({type(exc).__name__}: {exc}); "
+            f"the steps are stored: `breakpoint report {run_dir}` retries",
+            err=True,
+        )
+        ok = False
+    _echo(str(run_dir))
+    return ok
 
 
 @cli.command("_worker", hidden=True)

@@ -156,6 +156,20 @@ class AbortLimits:
     settle_s: int = 2  # the newest seconds are still filling: leave them out
 
 
+def abort_reason_from_counts(count: int, errors: int, slow: int, limits: AbortLimits) -> str | None:
+    """Why the run must stop, from the requests completed over the last `limits.for_s` s."""
+    if count == 0:
+        return None
+    if errors / count > limits.error_rate:
+        return (
+            f"error rate {errors / count:.0%} over {limits.for_s} s "
+            f"(abort limit {limits.error_rate:.0%})"
+        )
+    if slow / count > 0.01:
+        return f"p99 above {limits.p99_ms / 1000:g} s for {limits.for_s} s (abort limit)"
+    return None
+
+
 def abort_reason(step: StepResult, limits: AbortLimits) -> str | None:
     """Why the run must stop now, judged on the step's trailing seconds (all segments)."""
     series = [seg.series for seg in step.segments.values()]

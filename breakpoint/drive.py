@@ -28,7 +28,7 @@ import psutil
 from . import __version__
 from .arrivals import ArrivalScheduler
 from .config import Plan, PlannedStep, ramp
-from .criteria import AbortLimits, abort_reason, judge_step, system_saturation
+from .criteria import AbortLimits, abort_reason_from_counts, judge_step, system_saturation
 from .distributed import RemoteSteps, WorkerAgent
 from .errors import BreakpointError, TargetError
 from .guard import HostGuard
@@ -393,7 +393,9 @@ def execute(
         samplers = _start_samplers(recorder, scheduler)
         # Emulated requests end (or time out) within their profile's timeout: silence for
         # twice the longest timeout cannot be a slow client.
-        hang_s = max(settings.hang_s, 2 * max(p.network.timeout_s for p in seg.profiles))
+        hang_s = settings.hang_s
+        if settings.emulate:
+            hang_s = max(hang_s, 2 * max(p.network.timeout_s for p in seg.profiles))
         samplers.append(gevent.spawn(_live, view, controller, recorder, settings.abort, hang_s))
     view.run_started(
         plan=plan,
@@ -643,9 +645,14 @@ def _live(
             except KeyError:
                 continue
             view.tick(now=time.time(), step=step)
-            why = abort_reason(step, limits)
-            silent_s = time.time() - max(recorder.last_completion_at, active.started_at)
-            if why is None and silent_s > hang_s:
+        if controller.active is not None:
+            # Judged on wall-clock seconds across steps: short steps and scouts count too.
+            why = abort_reason_from_counts(
+                *recorder.recent_totals(limits.for_s, limits.settle_s), limits
+            )
+            silent_s = time.time() - recorder.last_completion_at
+            waiting = any(recorder.in_flight(s.index) for s in [controller.active] if s)
+            if why is None and waiting and silent_s > hang_s:
                 why = f"no request completed for {silent_s:.0f} s: the target is not answering"
             if why is not None and controller.stop_reason is None:
                 view.warn(f"aborting the ramp: {why}")
@@ -692,6 +699,17 @@ def _quiet_locust() -> None:
     import logging
 
     logging.getLogger("locust").setLevel(logging.ERROR)
+    # A blocked request is counted and reported once in the summary; Locust would log a full
+    # traceback for each one (it raises inside the scenario's task).
+    for name in ("locust.user.task", "locust.user.users"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _BlockedFilter) for f in log.filters):
+            log.addFilter(_BlockedFilter())
+
+
+class _BlockedFilter:
+    def filter(self, record: Any) -> bool:
+        return "BlockedHostError" not in record.getMessage()
 
 
 def _git_rev(near: Path) -> str | None:

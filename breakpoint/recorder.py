@@ -34,6 +34,20 @@ from .results import (
 from .users import IterationHooks
 
 MAX_LATENCY_US = 3_600_000_000
+RECENT_KEEP_S = 120  # wall-clock seconds of request counts kept for the abort guardrail
+
+
+def redact_name(name: str) -> str:
+    """An endpoint name without query values: `/search?q=x&api_key=s` -> `/search?q=*&api_key=*`.
+
+    Locust names a request after its URL when the scenario gives no name=, so credentials in a
+    query string would otherwise be stored and shown. It also groups the same endpoint.
+    """
+    if "?" not in name:
+        return name
+    path, _, query = name.partition("?")
+    keys = [part.split("=", 1)[0] for part in query.split("&") if part]
+    return path + "?" + "&".join(f"{k}=*" for k in keys)
 
 
 def classify_error(exception: BaseException | None, response: Any) -> str | None:
@@ -120,7 +134,8 @@ class Recorder(IterationHooks):
         self._open: _Window | None = None
         self.dropped_outside = 0  # requests not in any measured window (warm-up, late)
         self._latest: dict[str, float] = {}
-        self.last_completion_at = 0.0  # wall time of the newest request seen (hang detection)
+        self.last_completion_at = clock()  # wall time of the newest request (hang detection)
+        self._recent: dict[int, list[int]] = {}  # wall second -> requests, errors, slow
         # Build the histogram layout cache now, not in the middle of a step (~0.2 s of CPU).
         mean_us(new_histogram())
 
@@ -213,8 +228,12 @@ class Recorder(IterationHooks):
         segment = ctx.get("bp_segment")
         if segment is None:
             return
-        self.last_completion_at = self._clock()
+        now = self._clock()
+        self.last_completion_at = now
         lag_ms = float(ctx.get("bp_lag_ms", 0.0) or 0.0)
+        error = classify_error(exception, response)
+        self._count_recent(now, error is not None, response_time + lag_ms > self.slow_ms)
+        name = redact_name(name)
         started = start_time if start_time is not None else self._clock() - response_time / 1000
         intended = started - lag_ms / 1000.0
         w = self._window_for(intended)
@@ -227,9 +246,28 @@ class Recorder(IterationHooks):
             name,
             response_time + lag_ms,
             intended,
-            classify_error(exception, response),
+            error,
             ctx,
         )
+
+    def _count_recent(self, now: float, failed: bool, slow: bool) -> None:
+        second = int(now)
+        counts = self._recent.get(second)
+        if counts is None:
+            counts = self._recent[second] = [0, 0, 0]
+            for old in [s for s in self._recent if s < second - RECENT_KEEP_S]:
+                del self._recent[old]
+        counts[0] += 1
+        counts[1] += failed
+        counts[2] += slow
+
+    def recent_totals(self, for_s: int, settle_s: int) -> tuple[int, int, int]:
+        """(requests, errors, slow) completed in the last `for_s` whole seconds of wall time,
+        leaving out the newest `settle_s` (still filling), across step boundaries."""
+        newest = int(self._clock()) - settle_s
+        seconds = range(newest - for_s, newest)
+        rows = [self._recent.get(s, (0, 0, 0)) for s in seconds]
+        return sum(r[0] for r in rows), sum(r[1] for r in rows), sum(r[2] for r in rows)
 
     def record(
         self,
