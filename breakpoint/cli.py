@@ -590,8 +590,17 @@ def report(run_dir: Path) -> None:
 def demo(quick: bool, out_dir: Path, service_ms: float, label: str) -> None:
     """Start the embedded target, find where each default segment breaks, write the report."""
     from .demo.run import run_demo
+    from .live import make_progress
 
-    path = run_demo(quick=quick, out_dir=out_dir, service_ms=service_ms, label=label, say=_echo)
+    with make_progress() as view:
+        path = run_demo(
+            quick=quick,
+            out_dir=out_dir,
+            service_ms=service_ms,
+            label=label,
+            say=_echo,
+            progress=view,
+        )
     _echo(str(path))
 
 

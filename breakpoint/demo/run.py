@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Plan
 from ..profiles import default_profile_names, resolve_profiles
 from .target import TargetConfig, start_target_process
+
+if TYPE_CHECKING:
+    from ..live import Progress
 
 DEMO_BASELINE_RPS = 40.0
 
@@ -59,6 +63,7 @@ def run_demo(
     label: str = "demo",
     say: Callable[[str], None] = print,
     seed: int = 1,
+    progress: Progress | None = None,
 ) -> Path:
     """Run the demo; returns the path of its HTML report."""
     # Import locust (which monkey-patches with gevent) before the target's reader thread exists:
@@ -91,7 +96,12 @@ def run_demo(
             },
         )
         try:
-            run_dir = execute(settings, Search(plan, {p.name: p.slo for p in profiles}), say=say)
+            run_dir = execute(
+                settings,
+                Search(plan, {p.name: p.slo for p in profiles}),
+                say=say,
+                progress=progress,
+            )
         except RunInterrupted as stopped:
             run_dir = stopped.path
         held = target.stats()
