@@ -402,11 +402,15 @@ LOOP_LAG_BOUND_MS = 100.0
 SCHEDULE_LAG_BOUND_MS = 100.0
 
 
-def _p99(values: list[float]) -> float:
+def _quantile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def _p99(values: list[float]) -> float:
+    return _quantile(values, 0.99)
 
 
 def summarise_health(
@@ -422,10 +426,14 @@ def summarise_health(
     if len(busy) == 2 and min(busy) >= CPU_BOUND_PCT:
         reasons.append(f"generator CPU at {cpu_max:.0f}% (limit {CPU_BOUND_PCT:.0f}%)")
     loop_p99, sched_p99 = _p99(loop), _p99(sched)
-    if loop_p99 > LOOP_LAG_BOUND_MS:
-        reasons.append(f"event-loop lag p99 {loop_p99:.0f} ms")
-    if sched_p99 > SCHEDULE_LAG_BOUND_MS:
-        reasons.append(f"arrivals sent late: schedule lag p99 {sched_p99:.0f} ms")
+    # Bound means *sustained* lateness: the p95 of the samples, so that one pause (a garbage
+    # collection, a neighbour's burst) does not discard a step. Arrivals sent late are still
+    # timed from their intended start, so a short pause costs a few late samples, not honesty.
+    loop_p95, sched_p95 = _quantile(loop, 0.95), _quantile(sched, 0.95)
+    if loop_p95 > LOOP_LAG_BOUND_MS:
+        reasons.append(f"event-loop lag p95 {loop_p95:.0f} ms")
+    if sched_p95 > SCHEDULE_LAG_BOUND_MS:
+        reasons.append(f"arrivals sent late: schedule lag p95 {sched_p95:.0f} ms")
     if workers_lost:
         reasons.append(f"{workers_lost} worker(s) lost")
     return GeneratorHealth(

@@ -141,3 +141,11 @@ def test_generator_health_flags_a_busy_generator() -> None:
     assert not calm.bound
     assert busy.bound and "CPU" in busy.reasons[0]
     assert late.bound and "schedule lag" in late.reasons[0]
+
+
+def test_one_pause_does_not_discard_a_step() -> None:
+    """A single long pause (e.g. a garbage collection) is not sustained lag; a slow loop is."""
+    one_pause = summarise_health([("loop_lag_ms", 1.0)] * 29 + [("loop_lag_ms", 180.0)])
+    sustained = summarise_health([("loop_lag_ms", 150.0)] * 10 + [("loop_lag_ms", 1.0)] * 20)
+    assert not one_pause.bound and one_pause.loop_lag_p99_ms == 180.0
+    assert sustained.bound and "event-loop lag" in sustained.reasons[0]
