@@ -188,7 +188,7 @@ class LocalSteps:
         gevent.spawn(self._finalise, index, partial)
         provisional = self.recorder.result(index, final=False)
         self._provisional[index] = provisional
-        if _overloaded(provisional):
+        if _overloaded(provisional) or _backlogged(provisional, self.recorder.in_flight(index)):
             # The target could not keep up: its queue would spill into the next step and make
             # it look worse than it is. Pause arrivals until this step's requests have drained
             # (then the decision uses the final measurements too).
@@ -250,6 +250,18 @@ def collect_garbage_now() -> None:
 
 def _overloaded(step: StepResult) -> bool:
     return system_saturation(step)[0]
+
+
+def _backlogged(step: StepResult, in_flight: int) -> bool:
+    """Far more iterations in flight than Little's law expects: a queue is building up.
+
+    Short windows cannot show saturation in their throughput when iterations last longer than
+    the window, but the queue left behind would still spill into the next step.
+    """
+    expected = sum(
+        seg.offered_rps * (seg.mean_ms or 0.0) / 1000.0 for seg in step.segments.values()
+    )
+    return in_flight > 2 * expected + 10
 
 
 def execute(

@@ -139,6 +139,12 @@ def build_summary(
     }
 
 
+def highest_trusted(summary: Mapping[str, Any]) -> float | None:
+    """The highest multiplier measured by a step the generator did not limit."""
+    levels = [s["multiplier"] for s in summary.get("steps", []) if not s.get("generator_bound")]
+    return max(levels) if levels else None
+
+
 def _fmt_break(b: Mapping[str, Any]) -> str:
     m = b.get("multiplier")
     if b.get("label") == "not_reached":
@@ -165,7 +171,17 @@ def markdown(summary: Mapping[str, Any]) -> str:
             f"({seg['break'].get('criterion')}, {seg['break'].get('label')})."
         )
     else:
-        lines.append(f"No segment broke up to {summary.get('max_multiplier'):g}X.")
+        reached = highest_trusted(summary)
+        cap = summary.get("max_multiplier") or 0
+        if reached is not None and reached >= cap - 1e-9:
+            lines.append(f"No segment broke up to {cap:g}X.")
+        else:
+            upto = f"{reached:g}X" if reached is not None else "any trusted step"
+            lines.append(
+                f"No segment broke up to {upto}, but the run stopped before its cap of {cap:g}X"
+                f" ({summary.get('stop_reason') or 'see the warnings'}): not evidence that "
+                "they hold."
+            )
     lines += ["", "| segment | breaks at | label | criterion |", "|---|---|---|---|"]
     for seg in summary["segments"]:
         b = seg["break"]
