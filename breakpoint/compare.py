@@ -28,6 +28,10 @@ Statistical choices (the unit is a whole run, never a request):
   widened interval lies below every base run's. One run a side never proves "no change".
 * Censored path (any not_reached break): a run that held to the cap is the interval [cap, inf);
   the run-interval rule then applies, and runs that all held on both sides are "no change".
+  A run that stopped short of its cap (summary `status` not "complete", or its last trusted
+  step below `max_multiplier`) held only as far as it went: it counts as [that step, inf), and
+  runs that "held" on both sides with any such run among them are "inconclusive", not "no
+  change" (two runs stopped at 1X prove nothing about 10X).
 * runs_needed (inconclusive verdicts only) is the usual two-sample size for a difference of
   means in log space, n = 2 (z_0.975 + z_0.80)^2 s^2 / delta^2 runs per side, where delta is the
   observed shift when it lies beyond the band (to show it is real) or the distance from the
@@ -225,6 +229,12 @@ class _Break:
     upper: float  # inf when censored
     censored: bool
     status: str
+    short: bool = False  # censored below the run's cap: it held only as far as the run went
+
+
+# Multipliers within this relative distance of the cap count as the cap (refinement rounding).
+_CAP_TOLERANCE = 1e-3
+_COMPLETE = ("complete", None)  # summary `status` of a run that ran its plan (None: not recorded)
 
 
 def _positive(value: Any) -> float | None:
@@ -235,21 +245,59 @@ def _positive(value: Any) -> float | None:
 
 
 def _cap(raw: Mapping[str, Any]) -> float | None:
-    """The cap a not_reached break held to: the largest multiplier it names (high may be it)."""
-    known = [v for k in ("multiplier", "low", "high") if (v := _positive(raw.get(k))) is not None]
+    """The load a not_reached break held to: its low bound (the last trusted step, or the fit's
+    lower bound beyond it), else the largest multiplier it names."""
+    low = _positive(raw.get("low"))
+    if low is not None:
+        return low
+    known = [v for k in ("multiplier", "high") if (v := _positive(raw.get(k))) is not None]
     return max(known) if known else None
 
 
-def _parse_break(raw: Any) -> _Break | None:
-    """None when the break carries no usable number (e.g. a partial run)."""
+def _below(value: float, cap: float) -> bool:
+    return value < cap * (1 - _CAP_TOLERANCE)
+
+
+def _held(raw: Mapping[str, Any], run: Mapping[str, Any]) -> tuple[float, bool] | None:
+    """The load a not_reached break held to, and whether the run stopped short of its cap.
+
+    Short: the run did not complete, or its steps or its last trusted step (the break's low
+    bound) stayed below `max_multiplier`. A run that held to its cap counts at the cap; one
+    that stopped short counts at the lowest of its bound and its highest step, never at a fit's
+    estimate beyond what it measured. None when nothing was held (no trusted step).
+    """
+    cap = _positive(run.get("max_multiplier"))
+    if cap is None:  # a summary without its cap: trust the break's own bound
+        held = _cap(raw)
+        if held is None:
+            return None
+        return held, run.get("status") not in _COMPLETE
+    # With the cap known, a break without a low bound had no trusted step: its multiplier, if
+    # any, is a fit's guess, not a load the run held.
+    held = _positive(raw.get("low"))
+    if held is None:
+        return None
+    steps = [
+        m
+        for step in run.get("steps") or []
+        if isinstance(step, Mapping) and (m := _positive(step.get("multiplier"))) is not None
+    ]
+    top = min(max(steps), cap) if steps else cap
+    short = run.get("status") not in _COMPLETE or _below(held, cap) or _below(top, cap)
+    return (min(held, top), True) if short else (cap, False)
+
+
+def _parse_break(raw: Any, run: Mapping[str, Any]) -> _Break | None:
+    """None when the break carries no usable number (e.g. a run without a trusted step)."""
     if not isinstance(raw, Mapping):
         return None
     status = str(raw.get("label") or "")
     if status == "not_reached":
-        cap = _cap(raw)
-        if cap is None:
+        held = _held(raw, run)
+        if held is None:
             return None
-        return _Break(math.log(cap), math.log(cap), math.inf, True, status)
+        point = math.log(held[0])
+        return _Break(point, point, math.inf, True, status, short=held[1])
     multiplier, low, high = (_positive(raw.get(k)) for k in ("multiplier", "low", "high"))
     if multiplier is None:
         return None
@@ -380,18 +428,31 @@ def _compare_segment(
     if censored:
         method = "censored"
         low, high = _disjoint(base, new, band)
+        short = [b for b in (*base, *new) if b.short]
         if all(b.censored for b in (*base, *new)):
-            verdict, ratio, low, high = "no_change", None, math.nan, math.nan
-            caps = sorted({round(math.exp(b.point), 6) for b in (*base, *new)})
-            note = f"held up to the cap on both sides (×{' / ×'.join(f'{c:g}' for c in caps)})"
+            ratio, low, high = None, math.nan, math.nan
+            if short:
+                stops = sorted({round(math.exp(b.point), 6) for b in short})
+                note = (
+                    f"held on both sides, but {len(short)} of {len(base) + len(new)} runs "
+                    f"stopped short of their cap or did not complete "
+                    f"(held only to ×{' / ×'.join(f'{c:g}' for c in stops)}): "
+                    "not evidence of no change; run again up to the cap"
+                )
+            else:
+                verdict = "no_change"
+                caps = sorted({round(math.exp(b.point), 6) for b in (*base, *new)})
+                note = f"held up to the cap on both sides (×{' / ×'.join(f'{c:g}' for c in caps)})"
         else:
             if high < 0:
                 verdict = "regression"
             elif low > 0:
                 verdict = "improvement"
+            elif short:
+                note = "some runs stopped short of their cap: run them again up to the cap; "
             else:
                 note = "a break at or near the cap: raise the cap rather than add runs; "
-            note += "runs that held to the cap count at the cap, so the ratio is a bound"
+            note += "runs that held count at the load they held, so the ratio is a bound"
     elif len(base) >= 2 and len(new) >= 2:
         method = "bootstrap"
         low, high = _bootstrap_log_ratio(y_base, y_new, seed)
@@ -486,9 +547,14 @@ def compare(
         by_segment: dict[str, list[_Break]] = {}
         for run in runs:
             for profile, raw in _segment_breaks(run).items():
-                parsed = _parse_break(raw)
+                parsed = _parse_break(raw, run)
                 if parsed is None:
-                    warnings.append(f"run {_run_name(run)}: no usable break for {profile}, skipped")
+                    why = (
+                        "no trusted step (see its report's warnings)"
+                        if isinstance(raw, Mapping) and raw.get("label") == "not_reached"
+                        else "no usable break"
+                    )
+                    warnings.append(f"run {_run_name(run)}: {why} for {profile}, skipped")
                     by_segment.setdefault(profile, [])
                 else:
                     by_segment.setdefault(profile, []).append(parsed)

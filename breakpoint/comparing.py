@@ -28,7 +28,7 @@ from markupsafe import Markup
 from . import __version__
 from .compare import Comparison, SegmentComparison, compare, history
 from .errors import StoreError, UsageError
-from .index import indexed_runs, update_index
+from .index import indexed_runs
 from .report import plots  # also selects matplotlib's Agg backend before any figure exists
 from .store import RUN_FILE, STEPS_FILE, load_run, resolve_runs, write_json
 
@@ -181,8 +181,7 @@ def _load_side(out_dir: Path, ref: str, side: str, say: Say) -> list[SideRun]:
             from .publish import publish
 
             say(f"{path.name}: no summary.json (the run did not finish): publishing it first")
-            publish(path)
-            update_index(out_dir, path)
+            publish(path)  # also indexes it
         runs.append(SideRun(path, _read_summary(path)))
     if not runs:
         raise StoreError(f"{ref!r}: none of its {len(paths)} runs can be compared (see above)")
@@ -568,11 +567,12 @@ def run_compare(
 
     embedded = {
         **comparison.to_dict(),
+        "segments": [_for_report(seg) for seg in comparison.segments],
         "warnings": warnings,
         "base_label": base_label,
         "folder": str(folder),
     }
-    not_updated = [run.path.name for run in new_runs if not _embed(run, embedded, out_dir, say)]
+    not_updated = [run.path.name for run in new_runs if not _embed(run, embedded, say)]
     if not_updated:
         say(
             f"note: no stored steps in {', '.join(not_updated)}: "
@@ -583,11 +583,26 @@ def run_compare(
     return comparison.exit_code()
 
 
+def _for_report(seg: SegmentComparison) -> dict[str, Any]:
+    """A segment as the run report's comparison section shows it.
+
+    That section prints an interval only as two numbers, so an interval open above (a new run
+    that held, against a base that broke) goes into the note instead; comparison.json keeps
+    the bounds as they are.
+    """
+    entry = seg.to_dict()
+    if seg.ratio_low is not None and seg.ratio_high is None:
+        entry["ratio_low"] = None
+        bound = f"ratio at least {seg.ratio_low:.3f} (interval open above)"
+        entry["note"] = "; ".join(filter(None, [seg.note, bound]))
+    return entry
+
+
 def _resolved(runs: Sequence[SideRun]) -> list[SideRun]:
     return [SideRun(r.path.resolve(), r.summary) for r in runs]
 
 
-def _embed(run: SideRun, embedded: dict[str, Any], out_dir: Path, say: Say) -> bool:
+def _embed(run: SideRun, embedded: dict[str, Any], say: Say) -> bool:
     """Re-publish a new run's report with the comparison section; False when it has no steps.
 
     publish() re-analyses the stored steps; a run folder without them (a summary written by
@@ -602,8 +617,7 @@ def _embed(run: SideRun, embedded: dict[str, Any], out_dir: Path, say: Say) -> b
     except StoreError as exc:
         say(f"warning: {run.path.name}: report not updated with the comparison ({exc})")
         return True
-    update_index(out_dir, run.path)
-    say(f"report updated: {report}")
+    say(f"report updated: {report}")  # publish() re-indexed the run
     return True
 
 

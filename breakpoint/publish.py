@@ -1,17 +1,19 @@
 """Turn a stored run (complete or partial) into summary.json, summary.md and report.html.
 
-Reads the run folder, analyses it (model.py), and writes the three outputs beside the raw step
-records. Used at the end of `run` and `demo`, and by `breakpoint report RUN_DIR`. Never imports
-locust.
+Reads the run folder, analyses it (model.py), writes the three outputs beside the raw step
+records, and updates the reports folder's run index (index.py). Used at the end of `run` and
+`demo`, by `breakpoint report RUN_DIR` and by `compare`. Never imports locust.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from .config import Plan
 from .errors import StoreError
+from .index import update_index
 from .model import analyse
 from .profiles import profile_from_dict
 from .report.render import render_html
@@ -51,4 +53,16 @@ def publish(run_dir: Path, *, comparison: dict[str, Any] | None = None) -> Path:
     )
     report = run_dir / REPORT_FILE
     report.write_text(html, encoding="utf-8")
+    _index(run_dir)
     return report
+
+
+def _index(run_dir: Path) -> None:
+    """Index the run in its reports folder, best effort.
+
+    The index is a cache that catches up with the folders on its next sync, so no problem with
+    it (update_index already swallows SQLite and OS errors) may fail a publish whose outputs are
+    already written.
+    """
+    with contextlib.suppress(Exception):
+        update_index(run_dir.parent, run_dir)

@@ -180,6 +180,62 @@ def test_break_near_cap_asks_to_raise_the_cap() -> None:
     assert "cap" in seg.note
 
 
+def _stopped_at_2x(run: dict[str, Any]) -> None:
+    """The run's last trusted step was 2X, far below its cap."""
+    run["segments"][0]["break"]["low"] = 2.0
+
+
+def _interrupted(run: dict[str, Any]) -> None:
+    run["status"] = "interrupted"
+
+
+def _steps_below_cap(run: dict[str, Any]) -> None:
+    """Its steps never reached the cap (the break's bound is a fit's, beyond them)."""
+    run["steps"] = [{"multiplier": m, "segments": {}} for m in (1.0, 2.0, 4.0)]
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        pytest.param(_stopped_at_2x, id="last-trusted-step-below-cap"),
+        pytest.param(_interrupted, id="status-not-complete"),
+        pytest.param(_steps_below_cap, id="steps-below-cap"),
+    ],
+)
+def test_held_on_both_sides_but_stopped_short_is_inconclusive(stop: Any) -> None:
+    """Runs that "held" only as far as they went are no evidence of no change."""
+    base = runs([HELD], label="base")
+    new = runs([HELD], label="new")
+    for run in (*base, *new):
+        run["max_multiplier"], run["status"] = CAP, "complete"
+    stop(new[0])
+    seg = compare(base, new).segments[0]
+    assert seg.verdict == "inconclusive" and seg.method == "censored"
+    assert "stopped short of their cap" in seg.note and "not evidence of no change" in seg.note
+    assert seg.runs_needed is None and seg.ratio is None
+    # The same runs held to the cap: no change.
+    assert compare(base, runs([HELD], label="new")).segments[0].verdict == "no_change"
+
+
+def test_a_held_run_counts_at_the_cap_not_at_a_fit_beyond_it() -> None:
+    """A not_reached break whose fit bound lies beyond the cap is counted at the cap."""
+    base, new = runs([HELD], label="base"), runs([8.0], label="new")
+    base[0]["max_multiplier"], base[0]["status"] = CAP, "complete"
+    base[0]["segments"][0]["break"].update(multiplier=3 * CAP, low=2 * CAP, high=5 * CAP)
+    seg = compare(base, new).segments[0]
+    assert seg.base_multiplier == pytest.approx(CAP)
+
+
+def test_a_run_without_a_trusted_step_is_skipped_with_the_reason() -> None:
+    """A not_reached break with no bound (nothing trusted was measured) is not a hold."""
+    base, new = runs([HELD], label="base"), runs([8.0, 8.2], label="new")
+    base[0]["max_multiplier"] = CAP
+    base[0]["segments"][0]["break"].update(low=None, high=None)
+    result = compare(base, new)
+    assert result.segments == () and result.verdict == "inconclusive"
+    assert any("no trusted step" in w for w in result.warnings)
+
+
 def test_overall_regression_when_any_segment_regressed() -> None:
     """One regressed segment makes the whole comparison a regression (exit code 3)."""
     base = [summary({"a": 10.0, "b": 5.0}, label="base", run_id="b1")]

@@ -47,6 +47,7 @@ def test_a_slower_release_is_a_regression(tmp_path: Path) -> None:
         report = _last_line(done)
         assert report.name == "report.html" and report.is_file()
         runs[label] = report.parent
+    assert (tmp_path / "index.sqlite").is_file()  # publishing indexed the runs
 
     done = _breakpoint("compare", "fast", "slow", "--out", str(tmp_path), deadline=deadline)
     assert done.returncode == 3, f"{done.stdout}\n{done.stderr[-3000:]}"
@@ -59,5 +60,11 @@ def test_a_slower_release_is_a_regression(tmp_path: Path) -> None:
     # The slower release's own report now carries the comparison.
     assert 'id="comparison"' in (runs["slow"] / "report.html").read_text()
 
-    done = _breakpoint("history", "--out", str(tmp_path), deadline=deadline)
-    assert done.returncode == 0 and " fast " in done.stdout and " slow " in done.stdout
+    # History reads the index that publishing kept; its trend report charts both releases.
+    html = tmp_path / "history.html"
+    done = _breakpoint("history", "--out", str(tmp_path), "--html", str(html), deadline=deadline)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert " fast " in done.stdout and " slow " in done.stdout
+    assert _last_line(done) == html
+    trend = html.read_text()
+    assert "<svg" in trend and "fast" in trend and "slow" in trend

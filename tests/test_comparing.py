@@ -303,8 +303,27 @@ def test_runs_stopped_below_their_cap_are_flagged(
     code, out, _ = run_cli(capsys, "compare", "v1", "v2", "--out", str(tmp_path))
     assert code == 0
     assert f"warning: new run {short.name} stopped at 2X, below its cap 10X" in out
+    assert "verdict: inconclusive" in out and "verdict: no change" not in out
     (folder,) = comparison_folders(tmp_path)
     assert "stopped at 2X" in (folder / "comparison.html").read_text()
+    segment = json.loads((folder / "comparison.json").read_text())["segments"][0]
+    assert segment["verdict"] == "inconclusive" and "stopped short" in segment["note"]
+
+
+def test_three_runs_a_side_print_the_rank_test_p_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With three runs a side (`run --repeat 3`) the table shows the Mann-Whitney p-value."""
+    write_release(tmp_path, "v1", [9.6, 9.8, 9.7], start=0)
+    write_release(tmp_path, "v2", [6.7, 6.9, 6.8], start=10)
+    code, out, _ = run_cli(capsys, "compare", "v1", "v2", "--out", str(tmp_path))
+    (folder,) = comparison_folders(tmp_path)
+    segment = json.loads((folder / "comparison.json").read_text())["segments"][0]
+    assert segment["method"] == "bootstrap" and segment["p_value"] == pytest.approx(0.1)
+    row = next(line for line in out.splitlines() if line.startswith(LOWEND))
+    assert "(3)" in row and " 0.1 " in row
+    assert code == 3  # 3 vs 3 cannot reach p < 0.05: the run intervals, far apart, decide
+    assert "p-value" in (folder / "comparison.html").read_text()
 
 
 def test_same_runs_on_both_sides_are_refused(
@@ -368,6 +387,44 @@ def test_killed_runs_are_published_then_compared_and_embedded(
     html = (folder / "comparison.html").read_text()
     assert f'href="../{slow.name}/report.html"' in html
     assert out.strip().splitlines()[-1] == str(folder)
+
+
+def test_a_new_run_that_held_is_embedded_with_its_open_interval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new run that held against a base that broke: the ratio interval is open above, and
+    the new run's report still renders the comparison (it once failed on the missing bound)."""
+    measured_run(tmp_path, "base", 7.0, n=0)
+    new = measured_run(tmp_path, "new", 14.0, n=1)  # holds up to its last step, 10X
+    code, out, _ = run_cli(capsys, "compare", "base", "new", "--out", str(tmp_path))
+    assert code == 0, out
+    (folder,) = comparison_folders(tmp_path)
+    segment = json.loads((folder / "comparison.json").read_text())["segments"][0]
+    assert segment["ratio_low"] is not None and segment["ratio_high"] is None
+    assert "–∞]" in next(line for line in out.splitlines() if line.startswith(DESKTOP))
+    report = (new / "report.html").read_text()
+    assert 'id="comparison"' in report and "interval open above" in report
+
+
+def test_publishing_indexes_the_run_and_a_broken_index_does_not_fail_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report` (like `run` and `demo`) updates the run index; an index it cannot write is
+    skipped, since the index catches up with the folders on its next read."""
+    import sqlite3
+
+    run = measured_run(tmp_path, "v1", 7.0, n=0)
+    code, out, _ = run_cli(capsys, "report", str(run))
+    assert code == 0 and out.strip().endswith("report.html")
+    with sqlite3.connect(tmp_path / INDEX_FILE) as conn:
+        rows = conn.execute("SELECT path, has_summary FROM runs").fetchall()
+    assert rows == [(run.name, 1)]
+
+    other = tmp_path / "elsewhere"
+    broken = measured_run(other, "v1", 7.0, n=1)
+    (other / INDEX_FILE).mkdir()  # not a database, and not removable as one
+    code, out, _ = run_cli(capsys, "report", str(broken))
+    assert code == 0 and (broken / "summary.json").is_file()
 
 
 def test_labels_are_escaped_in_the_comparison_report(
