@@ -57,6 +57,17 @@ class ArrivalScheduler:
         """Start a different random stream (each distributed worker draws its own)."""
         self._rng = random.Random(seed)
 
+    def set_rates(self, rates: Mapping[str, float], step: int) -> None:
+        """Per-segment arrival rates (a distributed worker draws the share its users serve)."""
+        total = sum(max(0.0, rates.get(name, 0.0)) for name in self._names)
+        if total > 0:
+            acc, cumulative = 0.0, []
+            for name in self._names:
+                acc += max(0.0, rates.get(name, 0.0)) / total
+                cumulative.append(acc)
+            self._cumulative = cumulative
+        self.set_rate(total, step)
+
     def set_rate(self, rate_per_s: float, step: int) -> None:
         """Change the total arrival rate; takes effect from the next arrival."""
         self._rate = max(0.0, rate_per_s)

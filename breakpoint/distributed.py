@@ -26,6 +26,7 @@ MSG_CLOSE = "bp_close"
 MSG_PROVISIONAL = "bp_provisional"
 MSG_FINAL = "bp_final"
 MSG_STOP_ARRIVALS = "bp_stop_arrivals"
+MSG_RATES = "bp_rates"
 
 # How long the master waits for workers' provisional results before deciding without them.
 COLLECT_TIMEOUT_S = 5.0
@@ -63,6 +64,10 @@ class RemoteSteps:
         self._final: dict[int, dict[str, StepResult]] = {}
         self._delivered: set[int] = set()
         self._blocked_by_worker: dict[str, dict[str, int]] = {}
+        self.shares: dict[str, float] = {}
+        self._load = 0.0
+        self._index: int | None = None
+        self._sent_counts: dict[str, dict[str, int]] = {}
 
     def attach(self, runner: Any) -> None:
         self.runner = runner
@@ -76,6 +81,7 @@ class RemoteSteps:
         self._empty.open_step(
             index, planned.multiplier, load, planned.phase, planned.warmup_s, start=now
         )
+        self._load, self._index, self._sent_counts = load, index, {}
         for k, client_id in enumerate(ids):
             self.runner.send_message(
                 MSG_STEP,
@@ -111,7 +117,41 @@ class RemoteSteps:
         return self._merge(index, got)
 
     def backlogged(self, load: float) -> bool:
+        # Called every tick during a step: keep each worker's arrival rates matched to the users
+        # it actually runs (the dispatcher may put a whole segment on one worker).
+        self._rebalance()
         return False  # each worker sizes its own pool share; the master cannot see their queues
+
+    def set_shares(self, shares: dict[str, float]) -> None:
+        self.shares = dict(shares)
+
+    def _rebalance(self) -> None:
+        if self.runner is None or self._index is None or self.model != "open":
+            return
+        clients = {cid: self.runner.clients.get(cid) for cid in _active_worker_ids(self.runner)}
+        counts: dict[str, dict[str, int]] = {}
+        for cid, node in clients.items():
+            per_segment: dict[str, int] = {}
+            for cls_name, n in (getattr(node, "user_classes_count", None) or {}).items():
+                segment = cls_name.rsplit("@", 1)[-1]
+                per_segment[segment] = per_segment.get(segment, 0) + int(n)
+            counts[cid] = per_segment
+        if not counts or counts == self._sent_counts or not any(counts.values()):
+            return
+        totals: dict[str, int] = {}
+        for per_segment in counts.values():
+            for segment, n in per_segment.items():
+                totals[segment] = totals.get(segment, 0) + n
+        for cid, per_segment in counts.items():
+            rates = {
+                s: self._load * self.shares.get(s, 0.0) * per_segment.get(s, 0) / totals[s]
+                for s in totals
+                if totals[s]
+            }
+            self.runner.send_message(
+                MSG_RATES, {"index": self._index, "rates": rates}, client_id=cid
+            )
+        self._sent_counts = counts
 
     def stop_arrivals(self) -> None:
         if self.runner is not None:
@@ -191,6 +231,7 @@ class WorkerAgent:
         runner.register_message(MSG_STEP, self._on_step)
         runner.register_message(MSG_CLOSE, self._on_close)
         runner.register_message(MSG_STOP_ARRIVALS, self._on_stop_arrivals)
+        runner.register_message(MSG_RATES, self._on_rates)
 
     def _on_step(self, environment: Any, msg: Any, **_: Any) -> None:
         d = msg.data
@@ -216,6 +257,10 @@ class WorkerAgent:
         provisional = self.recorder.result(index, final=False, partial=partial)
         self.runner.send_message(MSG_PROVISIONAL, {"records": provisional.records()})
         gevent.spawn(self._finalise, index, partial)
+
+    def _on_rates(self, environment: Any, msg: Any, **_: Any) -> None:
+        if self.scheduler is not None:
+            self.scheduler.set_rates(dict(msg.data["rates"]), int(msg.data["index"]))
 
     def _on_stop_arrivals(self, environment: Any, msg: Any, **_: Any) -> None:
         if self.scheduler is not None:

@@ -349,6 +349,7 @@ def execute(
             drain_timeout_s=DRAIN_MAX_S,
             say=view.info,
         )
+        source.set_shares(seg.shares)
         classes = _classes(settings, seg, IterationHooks(), None)
     else:
         if plan.model == "open":

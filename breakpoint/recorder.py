@@ -27,9 +27,9 @@ from .results import (
     Series,
     StepResult,
     encode_histogram,
-    mean_us,
     new_histogram,
     percentiles_ms,
+    values_at_percentiles,
 )
 from .users import IterationHooks
 
@@ -137,7 +137,7 @@ class Recorder(IterationHooks):
         self.last_completion_at = clock()  # wall time of the newest request (hang detection)
         self._recent: dict[int, list[int]] = {}  # wall second -> requests, errors, slow
         # Build the histogram layout cache now, not in the middle of a step (~0.2 s of CPU).
-        mean_us(new_histogram())
+        values_at_percentiles(new_histogram(), (50,))
 
     # -- step windows ------------------------------------------------------------------------
     def open_step(
@@ -178,6 +178,12 @@ class Recorder(IterationHooks):
                 return w
         return None
 
+    def _window_started_by(self, t: float) -> _Window | None:
+        for w in reversed(self._windows.values()):
+            if not w.final and w.measure_from <= t:
+                return w
+        return None
+
     # -- iteration hooks (called by wrapped users and the arrival scheduler) -------------------
     def iteration_offered(self, segment: str, start: float) -> None:
         w = self._window_for(start)
@@ -185,7 +191,9 @@ class Recorder(IterationHooks):
             w.accs[segment].offered += 1
 
     def iteration_finished(self, segment: str, start: float) -> None:
-        w = self._window_for(start)
+        # The window the iteration was offered into: the newest one begun by its start, even if
+        # it closed (at the master's time) before the arrival was issued here.
+        w = self._window_for(start) or self._window_started_by(start)
         if w is not None and segment in w.accs:
             w.accs[segment].finished += 1
         # Throughput counts completions inside a window, whenever they were due: a saturated
