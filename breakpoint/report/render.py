@@ -40,17 +40,34 @@ def _fmt_ms(value: float | None) -> str:
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
 
+def _fmt_num(value: Any) -> str:
+    """Numbers from run.json as people write them (333.3333333 -> 333.333, 400.0 -> 400)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:g}"
+
+
 _ENV.filters["x"] = _fmt_x
 _ENV.filters["ms"] = _fmt_ms
+_ENV.filters["num"] = _fmt_num
 _ENV.filters["pct"] = lambda v: "–" if v is None else f"{v:.1%}"
+
+
+def _held_to(seg: SegmentAnalysis) -> float | None:
+    """The highest load level at which the segment was measured with a trusted step."""
+    return seg.levels[-1].multiplier if seg.levels else None
 
 
 def _break_text(seg: SegmentAnalysis, max_multiplier: float) -> str:
     b = seg.breaking
     if b.label == "not_reached":
-        return f"holds up to {max_multiplier:g}X" + (
-            f" (fit suggests ~{b.multiplier:.3g}X)" if b.multiplier else ""
-        )
+        held = _held_to(seg)
+        if held is None:
+            return "not measured"
+        text = f"holds up to {held:.3g}X"
+        if held < max_multiplier and not same_level(held, max_multiplier):
+            text += f" (the run stopped below its {max_multiplier:g}X cap)"
+        return text + (f" (fit suggests ~{b.multiplier:.3g}X)" if b.multiplier else "")
     if b.multiplier is None:
         return "unknown"
     interval = (
@@ -93,32 +110,34 @@ def _nearest_step(steps: Sequence[StepResult], multiplier: float | None) -> Step
     return min(usable, key=lambda s: (abs(s.multiplier - multiplier), s.partial))
 
 
-def _decomposition(
-    steps: Sequence[StepResult], analysis: Analysis
-) -> tuple[list[str], list[dict[str, float]]]:
-    labels: list[str] = []
-    parts: list[dict[str, float]] = []
+def _decomposition(steps: Sequence[StepResult], analysis: Analysis) -> list[plots.PartsColumn]:
+    """Each segment's latency parts at 1X, at its first failing level and at the top step."""
+    columns: list[plots.PartsColumn] = []
     top = max((s.multiplier for s in steps if not s.generator.bound), default=None)
     for name, seg in analysis.segments.items():
         at_break = seg.first_fail
+        seen: list[float] = []
         for tag, m in (("1X", 1.0), ("break", at_break), ("top", top)):
             step = _nearest_step(steps, m)
             if step is None or name not in step.segments:
                 continue
             if tag == "break" and (m is None or same_level(m, 1.0) or (top and same_level(m, top))):
                 continue
+            if any(same_level(step.multiplier, s) for s in seen):
+                continue
             p = step.segments[name].parts_ms
             if not p:
                 continue
-            labels.append(f"{name} @{step.multiplier:g}X")
-            parts.append(dict(p))
-    return labels, parts
+            seen.append(step.multiplier)
+            columns.append(plots.PartsColumn(name, step.multiplier, dict(p)))
+    return columns
 
 
 def _errors_table(steps: Sequence[StepResult]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Errors by kind per load level (repeats added up), in order of load."""
     kinds: list[str] = []
-    rows = []
-    for s in steps:
+    rows: list[dict[str, Any]] = []
+    for s in sorted(steps, key=lambda s: (s.multiplier, s.index)):
         total: dict[str, int] = {}
         requests = 0
         for seg in s.segments.values():
@@ -130,15 +149,20 @@ def _errors_table(steps: Sequence[StepResult]) -> tuple[list[str], list[dict[str
         for k in total:
             if k not in kinds:
                 kinds.append(k)
-        if total:
+        if rows and same_level(rows[-1]["multiplier"], s.multiplier):
+            row = rows[-1]
+            row["steps"] += 1
+            row["requests"] += requests
+            for k, v in total.items():
+                row["errors"][k] = row["errors"].get(k, 0) + v
+        else:
             rows.append(
-                {
-                    "multiplier": s.multiplier,
-                    "index": s.index,
-                    "requests": requests,
-                    "errors": total,
-                }
+                {"multiplier": s.multiplier, "steps": 1, "requests": requests, "errors": total}
             )
+    for row in rows:
+        row["rate"] = sum(row["errors"].values()) / row["requests"] if row["requests"] else 0.0
+    if not kinds:
+        return [], []
     return kinds, rows
 
 
@@ -164,18 +188,30 @@ def render_html(
     )
     ladder_rows = [
         plots.LadderRow(
-            s.profile, s.breaking.multiplier, s.breaking.low, s.breaking.high, s.breaking.label
+            s.profile,
+            s.breaking.multiplier,
+            s.breaking.low,
+            s.breaking.high,
+            s.breaking.label,
+            _held_to(s),
         )
         for s in ordered
     ]
-    # "Holds at 10X" needs evidence at 10X: a segment not reached below a lower cap says nothing.
+    # The highest level any segment was measured at with a trusted step: "nothing broke" and
+    # "holds at 10X" are only true up to there, whatever the plan's cap was.
+    tested_to = max((h for s in ordered if (h := _held_to(s)) is not None), default=None)
     holding_at_10 = sum(
         1
         for s in analysis.segments.values()
-        if (s.breaking.label == "not_reached" and max_multiplier >= 10.0)
+        if (s.breaking.label == "not_reached" and (_held_to(s) or 0) >= 10.0)
         or (s.breaking.label != "not_reached" and (s.breaking.low or 0) > 10.0)
     )
     first = analysis.segments.get(analysis.first_to_break or "")
+    others = [
+        s.breaking.multiplier
+        for s in ordered
+        if s is not first and s.breaking.label != "not_reached" and s.breaking.multiplier
+    ]
     curves = [
         {
             "name": s.profile,
@@ -186,7 +222,7 @@ def render_html(
         }
         for i, s in enumerate(ordered)
     ]
-    dec_labels, dec_parts = _decomposition(steps, analysis)
+    columns = _decomposition(steps, analysis)
     totals_x = [s.multiplier for s in steps]
     offered = [sum(seg.offered_rps for seg in s.segments.values()) for s in steps]
     completed = [sum(seg.completed_rps for seg in s.segments.values()) for s in steps]
@@ -209,6 +245,9 @@ def render_html(
         "first": first,
         "first_text": _break_text(first, max_multiplier) if first else "",
         "holding_at_10": holding_at_10,
+        "tested_to": tested_to,
+        "others_range": (min(others), max(others)) if others else None,
+        "not_reached": sum(1 for s in ordered if s.breaking.label == "not_reached"),
         "max_multiplier": max_multiplier,
         "ladder_svg": Markup(
             plots.ladder(
@@ -216,9 +255,8 @@ def render_html(
             )
         ),
         "curves": curves,
-        "decomposition_svg": Markup(plots.decomposition(dec_labels, dec_parts))
-        if dec_parts
-        else None,
+        "curve_legend_svg": Markup(plots.curve_legend()) if curves else None,
+        "decomposition_svg": Markup(plots.decomposition(columns)) if columns else None,
         "throughput_svg": Markup(plots.throughput(totals_x, offered, completed, err))
         if steps
         else None,

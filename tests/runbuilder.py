@@ -1,0 +1,426 @@
+"""Build a realistic stored run without sending any load (for report tests and benchmarks).
+
+`build_run()` writes a run folder exactly as a real run does (store.RunWriter, StepResult
+records with encoded HdrHistograms), from a simulated system: every segment of the built-in
+profiles shares one M/M/c server (c workers, exponential service time), and each request's
+experienced latency is the profile's network and device time (netmodel.predict, the emulator's
+own equations) plus a sojourn drawn from that queue. Above capacity the queue grows for the whole
+step, so latency trends up, completions fall short of arrivals and timeouts appear. Steps follow
+the controller's shape: the ramp (1X, 2X, ...) until every segment failed or the cap, then
+refinement levels inside each bracket and repeats, up to `steps` in all.
+
+Everything is seeded: the same arguments give the same records (apart from run id and clock).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from breakpoint import __version__, netmodel
+from breakpoint.config import Plan, ramp, same_level
+from breakpoint.criteria import judge_step
+from breakpoint.profiles import Profile, builtin_profiles, normalised_shares
+from breakpoint.queueing import erlang_c
+from breakpoint.results import (
+    EndpointStats,
+    GeneratorHealth,
+    SegmentStep,
+    Series,
+    StepResult,
+    encode_histogram,
+    mean_us,
+    new_histogram,
+    percentiles_ms,
+)
+from breakpoint.store import RunWriter
+
+SCRIPT_ENDPOINT = "<script>alert(1)</script>"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One request of the simulated scenario: its weight in the mix, sizes and server work."""
+
+    name: str
+    weight: float
+    request_bytes: int
+    response_bytes: int
+    work: float  # mean service time as a multiple of the server's mean
+
+
+# The mix's mean work is 1, so the server's mean service time is what `service_ms` says. The
+# hostile name is the heaviest endpoint: it degrades first and so is named by the diagnosis.
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("/api/page", 6.0, 400, 2_048, 0.9),
+    Endpoint("/api/search", 3.0, 450, 6_144, 1.1),
+    Endpoint("/static/asset.bin", 1.0, 350, 20_480, 0.2),
+    Endpoint(SCRIPT_ENDPOINT, 1.0, 800, 4_096, 1.8),
+)
+NEW_CONNECTION_SHARE = 0.15  # requests that open a connection (the rest reuse one)
+NETWORK_NOISE = 0.04  # lognormal spread of network time around the model (jitter, scheduling)
+CLIENT_4XX_RATE = 0.002  # a scenario's own mistakes: present at every load
+
+
+@dataclass(frozen=True)
+class Server:
+    """The simulated target: an M/M/c queue."""
+
+    workers: int = 8
+    service_ms: float = 24.0  # capacity 333 req/s: 8.3X of the default 40 req/s baseline
+
+    @property
+    def capacity_rps(self) -> float:
+        return self.workers / (self.service_ms / 1000.0)
+
+
+def built_in_profiles(count: int = 7) -> list[Profile]:
+    """The first `count` built-in profiles (slowest network first), opt-in ones included."""
+    return list(builtin_profiles().values())[:count]
+
+
+def _mean_weight() -> float:
+    total = sum(e.weight for e in ENDPOINTS)
+    return sum(e.weight * e.work for e in ENDPOINTS) / total
+
+
+@dataclass(frozen=True)
+class _Costs:
+    """Per endpoint: network time on a new and on a kept-alive connection, and device time."""
+
+    network_new: np.ndarray
+    network_kept: np.ndarray
+    device: np.ndarray
+
+
+def _costs(profile: Profile) -> _Costs:
+    new, kept, device = [], [], []
+    for e in ENDPOINTS:
+        cold = netmodel.predict(profile, e.request_bytes, e.response_bytes, new_connection=True)
+        warm = netmodel.predict(profile, e.request_bytes, e.response_bytes, new_connection=False)
+        new.append(cold.network_ms)
+        kept.append(warm.network_ms)
+        device.append(cold.device_ms)
+    return _Costs(np.array(new), np.array(kept), np.array(device))
+
+
+def _segment_step(
+    rng: np.random.Generator,
+    profile: Profile,
+    costs: _Costs,
+    share: float,
+    total_rps: float,
+    server: Server,
+    hold_s: float,
+) -> SegmentStep:
+    offered = total_rps * share
+    service_s = server.service_ms / 1000.0 / _mean_weight()  # per unit of work
+    rho = total_rps * server.service_ms / 1000.0 / server.workers
+    arrivals = int(rng.poisson(offered * hold_s))
+    # Above capacity the server completes at capacity and the queue grows through the step.
+    n = arrivals if rho <= 1 else int(rng.binomial(arrivals, 1.0 / rho))
+    t = np.sort(rng.uniform(0.0, hold_s, n))
+    weights = np.array([e.weight for e in ENDPOINTS])
+    which = rng.choice(len(ENDPOINTS), size=n, p=weights / weights.sum())
+    work = np.array([e.work for e in ENDPOINTS])[which]
+    service = rng.exponential(service_s, n) * work
+    # Erlang C waiting (Exp(c/S - lambda) with probability C); near and past capacity the steady
+    # state of a queue just below it, plus the growth of the backlog below.
+    stable_rho = min(rho, 0.985)
+    p_wait = erlang_c(server.workers, stable_rho * server.workers)
+    decay = server.workers / (server.service_ms / 1000.0) * (1 - stable_rho)
+    waited = rng.random(n) < p_wait
+    wait = np.where(waited, rng.exponential(1.0 / decay, n), 0.0)
+    if rho >= 1:
+        # Queue length grows at (lambda - capacity) per second; each waits queue / capacity.
+        wait = wait + (rho - 1.0) * (t + 2.0)
+    new_conn = rng.random(n) < NEW_CONNECTION_SHARE
+    network = np.where(new_conn, costs.network_new[which], costs.network_kept[which])
+    network = network * rng.lognormal(0.0, NETWORK_NOISE, n)
+    device = costs.device[which] * rng.lognormal(0.0, NETWORK_NOISE, n)
+    server_ms = (service + wait) * 1000.0
+    total = network + server_ms + device
+    timeout_ms = profile.network.timeout_s * 1000.0
+    timed_out = total > timeout_ms
+    total = np.minimum(total, timeout_ms)
+    errors: dict[str, int] = {}
+    kinds = np.full(n, "", dtype=object)
+    kinds[rng.random(n) < CLIENT_4XX_RATE] = "http_4xx"
+    # Past capacity the target sheds load: 503s and refused connections grow with the excess.
+    overload = max(0.0, rho - 1.0)
+    kinds[rng.random(n) < min(0.2, overload * 0.5)] = "http_5xx"
+    kinds[rng.random(n) < min(0.1, overload * 0.2)] = "connection"
+    kinds[timed_out] = "timeout"
+    for kind in ("timeout", "connection", "http_4xx", "http_5xx"):
+        count = int(np.sum(kinds == kind))
+        if count:
+            errors[kind] = count
+    failed = kinds != ""
+    encoded, pct = _measured(total)
+    endpoints = {}
+    for i, e in enumerate(ENDPOINTS):
+        mask = which == i
+        ep_encoded, ep_pct = _measured(total[mask])
+        endpoints[e.name] = EndpointStats(
+            requests=int(mask.sum()),
+            errors=int((failed & mask).sum()),
+            p50_ms=ep_pct["p50_ms"],
+            p95_ms=ep_pct["p95_ms"],
+            p99_ms=ep_pct["p99_ms"],
+            histogram=ep_encoded,
+        )
+    second = np.minimum(t.astype(int), int(hold_s) - 1)
+    seconds = int(hold_s)
+    completed = np.bincount(second, minlength=seconds)
+    per_s_errors = np.bincount(second, weights=failed, minlength=seconds)
+    per_s_sum = np.bincount(second, weights=total, minlength=seconds)
+    mean_series = tuple(
+        float(s / c) if c else None for s, c in zip(per_s_sum, completed, strict=True)
+    )
+    return SegmentStep(
+        segment=profile.name,
+        requests=n,
+        errors=errors,
+        offered_rps=arrivals / hold_s,
+        completed_rps=n / hold_s,
+        p50_ms=pct["p50_ms"],
+        p90_ms=pct["p90_ms"],
+        p95_ms=pct["p95_ms"],
+        p99_ms=pct["p99_ms"],
+        max_ms=pct["max_ms"],
+        mean_ms=pct["mean_ms"],
+        histogram=encoded,
+        parts_ms=(
+            {
+                "network": float(network.mean()),
+                "server": float(server_ms.mean()),
+                "device": float(device.mean()),
+            }
+            if n
+            else {}
+        ),
+        endpoints=endpoints,
+        series=Series(
+            completed=tuple(int(c) for c in completed),
+            errors=tuple(int(e) for e in per_s_errors),
+            mean_ms=mean_series,
+            slow=(),
+        ),
+        unfinished=arrivals - n,
+    )
+
+
+def _measured(values_ms: np.ndarray) -> tuple[str, dict[str, float | None]]:
+    """The encoded histogram of the values and its percentiles, as the recorder computes them.
+
+    Same numbers as results.percentiles_ms (hdrh's count rounding, highest equivalent value),
+    taken from the sorted values instead of a walk over the counts: 50 times faster.
+    """
+    hist = new_histogram()
+    if not len(values_ms):
+        return "", percentiles_ms(hist)
+    us = np.sort(np.clip(np.rint(values_ms * 1000.0), 1, None).astype(np.int64))
+    for value, count in zip(*np.unique(us, return_counts=True), strict=True):
+        hist.record_value(int(value), int(count))
+    n = len(us)
+
+    def at(q: float) -> float:
+        rank = max(int(q * n / 100 + 0.5), 1)
+        return hist.get_highest_equivalent_value(int(us[rank - 1])) / 1000.0
+
+    pct: dict[str, float | None] = {
+        "p50_ms": at(50),
+        "p90_ms": at(90),
+        "p95_ms": at(95),
+        "p99_ms": at(99),
+        "max_ms": hist.get_highest_equivalent_value(int(us[-1])) / 1000.0,
+        "mean_ms": mean_us(hist) / 1000.0,
+    }
+    return encode_histogram(hist), pct
+
+
+class _Simulator:
+    """Measures one step of the simulated system, like the recorder would."""
+
+    def __init__(
+        self, plan: Plan, profiles: Sequence[Profile], server: Server, rng: np.random.Generator
+    ) -> None:
+        self.plan = plan
+        self.profiles = list(profiles)
+        self.shares = normalised_shares(profiles)
+        self.costs = {p.name: _costs(p) for p in profiles}
+        self.server = server
+        self.rng = rng
+        self.started_at = 1_790_000_000.0
+
+    def measure(
+        self, index: int, multiplier: float, phase: str, *, partial: bool = False
+    ) -> StepResult:
+        hold_s = self.plan.hold_s * (0.45 if partial else 1.0)
+        total_rps = self.plan.load_at(multiplier)
+        segments = {
+            p.name: _segment_step(
+                self.rng,
+                p,
+                self.costs[p.name],
+                self.shares[p.name],
+                total_rps,
+                self.server,
+                max(1.0, math.floor(hold_s)),
+            )
+            for p in self.profiles
+        }
+        cpu = min(75.0, 8.0 + 0.12 * total_rps) * float(self.rng.uniform(0.9, 1.1))
+        started = self.started_at
+        self.started_at += self.plan.warmup_s + self.plan.hold_s + 1.0
+        return StepResult(
+            index=index,
+            multiplier=multiplier,
+            load=total_rps,
+            phase=phase,
+            started_at=started,
+            warmup_s=self.plan.warmup_s,
+            measured_s=max(1.0, math.floor(hold_s)),
+            segments=segments,
+            generator=GeneratorHealth(
+                cpu_pct_max=cpu * 1.2,
+                cpu_pct_mean=cpu,
+                loop_lag_p99_ms=float(self.rng.uniform(1.0, 6.0)),
+                schedule_lag_p99_ms=float(self.rng.uniform(0.5, 4.0)),
+            ),
+            partial=partial,
+        )
+
+
+def _first_fails(steps: Sequence[StepResult], profiles: Sequence[Profile]) -> dict[str, float]:
+    slos = {p.name: p.slo for p in profiles}
+    fails: dict[str, float] = {}
+    for step in sorted(steps, key=lambda s: s.multiplier):
+        for name, verdict in judge_step(step, slos).items():
+            if verdict.passed is False and name not in fails:
+                fails[name] = step.multiplier
+    return fails
+
+
+def _refinement(plan: Plan, walk: Sequence[float], fails: Mapping[str, float]) -> list[tuple]:
+    """Refinement levels and repeats inside each distinct walk bracket, lowest first."""
+    planned: list[tuple[float, str]] = []
+    for high in sorted(set(fails.values())):
+        below = [m for m in walk if m < high and not same_level(m, high)]
+        if not below:
+            planned.append((high, "repeat"))
+            continue
+        low = below[-1]
+        inner = [
+            round(low + (high - low) * (i + 1) / (plan.refine_levels + 1), 3)
+            for i in range(plan.refine_levels)
+        ]
+        for m in inner:
+            planned += [(m, "refine")] + [(m, "repeat")] * (plan.refine_repeats - 1)
+        planned += [(low, "repeat"), (high, "repeat")] * (plan.refine_repeats - 1)
+    return planned
+
+
+def build_run(
+    out_dir: Path,
+    *,
+    steps: int = 20,
+    segments: int = 7,
+    seed: int = 1,
+    server: Server | None = None,
+    baseline_rps: float = 40.0,
+    max_multiplier: float = 10.0,
+    hold_s: float = 20.0,
+    label: str = "built",
+    status: str = "complete",
+    stop_reason: str | None = None,
+    blocked_hosts: Mapping[str, int] | None = None,
+    profiles: Sequence[Profile] | None = None,
+) -> Path:
+    """Write a run folder under `out_dir` and return its path (no report: call publish()).
+
+    At most `steps` steps: the ramp until every segment failed (or the cap), then refinement
+    and repeats inside the brackets, cycling repeats until `steps` are written. A run where
+    nothing breaks has only its ramp. A status other than "complete" marks the last step partial.
+    """
+    server = server or Server()
+    chosen = list(profiles) if profiles is not None else built_in_profiles(segments)
+    plan = Plan(
+        model="open",
+        baseline=baseline_rps,
+        max_multiplier=max_multiplier,
+        warmup_s=5.0,
+        hold_s=hold_s,
+        seed=seed,
+    )
+    sim = _Simulator(plan, chosen, server, np.random.default_rng(seed))
+    writer = RunWriter(
+        out_dir,
+        label,
+        {
+            "model": plan.model,
+            "plan": plan.to_dict(),
+            "profiles": [p.as_dict() for p in chosen],
+            "shares": normalised_shares(chosen),
+            "scenario": {
+                "path": "scenarios/shop.py",
+                "fingerprint": f"built-{seed}",
+                "user_classes": ["ShopUser"],
+            },
+            "host": "http://127.0.0.1:8089",
+            "target": {
+                "kind": "embedded",
+                "workers": server.workers,
+                "service_ms": server.service_ms,
+                "seed": seed,
+                "capacity_rps": server.capacity_rps,
+            },
+            "emulation": True,
+            "generator": {"workers": 0},
+            "versions": {
+                "breakpoint": __version__,
+                "locust": "2.47.0",
+                "python": platform.python_version(),
+            },
+            "git_rev": None,
+        },
+    )
+    interrupted = status != "complete"
+    done: list[StepResult] = []
+
+    def run(multiplier: float, phase: str) -> None:
+        last = interrupted and len(done) == steps - 1
+        result = sim.measure(len(done), multiplier, phase, partial=last)
+        writer.append(result, final=False)
+        writer.append(result, final=True)
+        done.append(result)
+
+    walk: list[float] = []
+    for planned in ramp(plan):
+        if len(done) >= steps:
+            break
+        run(planned.multiplier, planned.phase)
+        walk.append(planned.multiplier)
+        if len(_first_fails(done, chosen)) == len(chosen):
+            break
+    queue = _refinement(plan, walk, _first_fails(done, chosen))
+    if queue:
+        i = 0
+        while len(done) < steps:
+            multiplier, phase = queue[i % len(queue)]
+            run(multiplier, phase if i < len(queue) else "repeat")
+            i += 1
+    writer.update(
+        status=status,
+        stop_reason=stop_reason,
+        finished_at=sim.started_at,
+        steps=len(done),
+        blocked_hosts=dict(blocked_hosts or {}),
+    )
+    writer.close()
+    return writer.path
