@@ -152,6 +152,7 @@ class CurveData:
     break_low: float | None = None
     break_high: float | None = None
     label: str = ""
+    fit_used: bool = True  # False: the analysis did not trust the fit; drawn faint and dashed
 
 
 def curve(data: CurveData, colour: str = PALETTE[0]) -> str:
@@ -177,7 +178,8 @@ def curve(data: CurveData, colour: str = PALETTE[0]) -> str:
             label="fit interval",
         )
     if len(data.fit_x):
-        ax.plot(data.fit_x, data.fit_p95, color=colour, lw=1.4, label="fit")
+        style = {"lw": 1.4} if data.fit_used else {"lw": 1.1, "ls": "--", "alpha": 0.45}
+        ax.plot(data.fit_x, data.fit_p95, color=colour, label="fit", **style)
     if len(data.measured_x):
         yerr = [
             [max(0.0, m - lo) for m, lo in zip(data.measured_p95, data.measured_low, strict=True)],
@@ -228,8 +230,11 @@ def curve(data: CurveData, colour: str = PALETTE[0]) -> str:
     return _svg(fig, "wide")
 
 
-def curve_legend(colour: str = "#555555") -> str:
-    """One legend for every degradation curve (each curve has its own colour; shown in grey)."""
+def curve_legend(*, unused_fit: bool = False, colour: str = "#555555") -> str:
+    """One legend for every degradation curve (each curve has its own colour; shown in grey).
+
+    `unused_fit` adds the faint dashed line of a fit the analysis did not trust.
+    """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -244,6 +249,9 @@ def curve_legend(colour: str = "#555555") -> str:
         Line2D([], [], color="#E69F00", lw=1.5, label="break"),
         Patch(color="#E69F00", alpha=0.15, lw=0, label="break interval"),
     ]
+    if unused_fit:
+        faint = Line2D([], [], color=colour, lw=1.1, ls="--", alpha=0.45, label="fit (not used)")
+        handles.insert(3, faint)
     fig = plt.figure(figsize=(10.5, 0.3))
     fig.legend(handles=handles, loc="center", ncol=len(handles), frameon=False, fontsize=8)
     return _svg(fig)

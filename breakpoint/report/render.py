@@ -100,6 +100,7 @@ def _curve_data(seg: SegmentAnalysis) -> plots.CurveData:
         break_low=b.low if b.label != "not_reached" else None,
         break_high=b.high if b.label != "not_reached" else None,
         label=b.label,
+        fit_used=seg.fit.ok,
     )
 
 
@@ -255,7 +256,11 @@ def render_html(
             )
         ),
         "curves": curves,
-        "curve_legend_svg": Markup(plots.curve_legend()) if curves else None,
+        "curve_legend_svg": Markup(
+            plots.curve_legend(unused_fit=any(not s.fit.ok and s.curve for s in ordered))
+        )
+        if curves
+        else None,
         "decomposition_svg": Markup(plots.decomposition(columns)) if columns else None,
         "throughput_svg": Markup(plots.throughput(totals_x, offered, completed, err))
         if steps
