@@ -139,6 +139,17 @@ def build_summary(
     }
 
 
+def _md(text: object) -> str:
+    """Text from the run, safe in Markdown that a viewer may render as HTML (and in tables)."""
+    return (
+        str(text)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+    )
+
+
 def highest_trusted(summary: Mapping[str, Any]) -> float | None:
     """The highest multiplier measured by a step the generator did not limit."""
     levels = [s["multiplier"] for s in summary.get("steps", []) if not s.get("generator_bound")]
@@ -159,7 +170,7 @@ def _fmt_break(b: Mapping[str, Any]) -> str:
 def markdown(summary: Mapping[str, Any]) -> str:
     """A short digest for CI logs and pull-request comments."""
     lines = [
-        f"## breakpoint: {summary.get('label')} ({summary.get('model')} model, 1X = "
+        f"## breakpoint: {_md(summary.get('label'))} ({summary.get('model')} model, 1X = "
         f"{summary['baseline']['value']:g} {summary['baseline']['unit']})",
         "",
     ]
@@ -167,7 +178,7 @@ def markdown(summary: Mapping[str, Any]) -> str:
     if first:
         seg = next(s for s in summary["segments"] if s["profile"] == first)
         lines.append(
-            f"**First to break: {first} at {_fmt_break(seg['break'])}** "
+            f"**First to break: {_md(first)} at {_fmt_break(seg['break'])}** "
             f"({seg['break'].get('criterion')}, {seg['break'].get('label')})."
         )
     else:
@@ -186,12 +197,12 @@ def markdown(summary: Mapping[str, Any]) -> str:
     for seg in summary["segments"]:
         b = seg["break"]
         lines.append(
-            f"| {seg['profile']} | {_fmt_break(b)} | {b.get('label')} | "
+            f"| {_md(seg['profile'])} | {_fmt_break(b)} | {b.get('label')} | "
             f"{b.get('criterion') or '–'} |"
         )
     if summary.get("warnings"):
         lines += ["", "Measurement warnings:"]
-        lines += [f"- {w['message']}" for w in summary["warnings"][:10]]
+        lines += [f"- {_md(w['message'])}" for w in summary["warnings"][:10]]
         if len(summary["warnings"]) > 10:
             lines.append(f"- … and {len(summary['warnings']) - 10} more (see report.html)")
     return "\n".join(lines) + "\n"

@@ -284,10 +284,11 @@ def test_hostile_strings_are_escaped_in_html_and_plain_in_text_outputs(
     assert "<script" not in partial.lower()
     assert "interrupted: &lt;script&gt;alert(&#39;reason&#39;)&lt;/script&gt;" in partial
 
-    # summary.md is text for CI logs: the names as given, not HTML-escaped, no HTML of its own.
+    # summary.md is Markdown that CI systems render (HTML allowed there): names are escaped so
+    # a hostile label cannot become markup, and it carries no HTML of its own.
     markdown = (big_run / MARKDOWN_FILE).read_text(encoding="utf-8")
-    assert HOSTILE_LABEL in markdown
-    assert "&lt;" not in markdown and "&#39;" not in markdown
+    assert HOSTILE_LABEL not in markdown and "<script" not in markdown.lower()
+    assert "&lt;script&gt;alert('label')&lt;/script&gt;" in markdown
     assert "<html" not in markdown and "<table" not in markdown and "<svg" not in markdown
 
     # summary.json round-trips: parsed and written again, byte for byte the same file.
