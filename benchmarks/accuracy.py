@@ -18,7 +18,7 @@ point is known from queueing theory, with 1X = 40 req/s, SLO p95 < 250 ms and er
 Every truth uses the service time the target reports it actually held (held_service_ms_mean):
 timers wake late and each seed's draws have their own mean. Printed per run: estimate vs truth,
 error, label, interval and whether it covers the truth, and the load-time (warm-up + hold of
-every step as planned, replayed from the stored steps) against a linear ramp reaching the same
+every step as planned) against a linear ramp reaching the same
 resolution: steps of 5% of the true break from 1X up to it, each held like a full plan step
 (goal: at most 60%). Short steps flatter the ramp: a scouting step is never held less than 5 s
 (search.SCOUT_MIN_HOLD_S), so with 5 s holds scouts save nothing. The search's decisions depend
@@ -50,14 +50,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from _readme import write_section
 from scipy import optimize
 
 from breakpoint import netmodel, queueing
-from breakpoint.config import Plan, PlannedStep, same_level
+from breakpoint.config import Plan, PlannedStep
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
-from breakpoint.profiles import Profile, load_profile_file, profile_from_dict, resolve_profiles
+from breakpoint.profiles import Profile, load_profile_file, resolve_profiles
 from breakpoint.results import StepResult
-from breakpoint.search import Search, linear_ramp_load_time_s, load_time_s
+from breakpoint.search import SCOUT_FRACTION, SCOUT_MIN_HOLD_S, linear_ramp_load_time_s
 from breakpoint.store import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,9 +115,9 @@ class Outcome:
     load_s: float
     ramp_s: float
     wall_s: float
-    replayed: bool  # load_s from the replayed plan (False: from the stored windows)
-    # The same decisions with the plan's default step durations (None: the replay diverged).
-    default_load_s: float | None
+    run_dir: Path
+    # The same steps costed with the plan's default step durations.
+    default_load_s: float
     default_ramp_s: float
 
     @property
@@ -134,8 +135,8 @@ class Outcome:
         return self.load_s / self.ramp_s
 
     @property
-    def default_ratio(self) -> float | None:
-        return None if self.default_load_s is None else self.default_load_s / self.default_ramp_s
+    def default_ratio(self) -> float:
+        return self.default_load_s / self.default_ramp_s
 
 
 # --- truths -------------------------------------------------------------------------------------
@@ -239,23 +240,29 @@ def truth_multiplier(case: Case, held_ms: float, added: float, error_slo: float)
 # --- one run ------------------------------------------------------------------------------------
 
 
-def planned_load_s(steps: Sequence[StepResult], plan: Plan, profiles: Sequence[Profile]) -> float:
-    """Warm-up + hold of every step as the search planned it, replayed from the results.
+def planned_load_s(steps: Sequence[StepResult], ran: Plan, costed: Plan) -> float:
+    """Warm-up + hold of every step as planned, with `costed`'s step durations.
 
-    The search is deterministic given the results, so replaying it on the stored steps gives
-    the durations it chose (scouts are shorter). Stored windows overrun the plan by up to a
-    second (the controller ticks once a second); a linear ramp would overrun alike, so planned
-    durations compare like with like. Raises LookupError when the replay diverges (the run
-    decided on provisional results that the final ones differ from).
+    A step ran either in full (the plan's warm-up) or as a scout (SCOUT_FRACTION of it, see
+    search.py); the stored warm-up says which. Stored windows overrun the plan by up to a second
+    (the controller ticks once a second); a linear ramp would overrun alike, so planned
+    durations compare like with like. The search's decisions depend on the results, not on the
+    durations, so `costed` may differ from `ran` to ask what the same steps would cost there.
     """
-    search = Search(plan, {p.name: p.slo for p in profiles})
-    planned: list[PlannedStep] = []
-    for i, step in enumerate(steps):
-        nxt = search.next_step(steps[:i])
-        if nxt is None or not same_level(nxt.multiplier, step.multiplier):
-            raise LookupError(f"replay diverged at step {i + 1}")
-        planned.append(nxt)
-    return load_time_s(planned)
+    total = 0.0
+    for step in steps:
+        scout = not math.isclose(step.warmup_s, ran.warmup_s, rel_tol=1e-6, abs_tol=1e-9)
+        full = PlannedStep(step.multiplier, step.phase, costed.warmup_s, costed.hold_s)
+        total += (
+            replace(
+                full,
+                warmup_s=costed.warmup_s * SCOUT_FRACTION,
+                hold_s=max(costed.hold_s * SCOUT_FRACTION, min(costed.hold_s, SCOUT_MIN_HOLD_S)),
+            ).duration_s
+            if scout
+            else full.duration_s
+        )
+    return total
 
 
 def linear_ramp_s(truth: float, plan: Plan) -> float:
@@ -310,17 +317,8 @@ def run_one(case: Case, seed: int, args: argparse.Namespace, folder: Path) -> Ou
     run_dir = Path(done.stdout.strip().splitlines()[-1])
     stored = load_run(run_dir)
     plan = Plan.from_dict(dict(stored.info["plan"]))
-    profiles = [profile_from_dict(p) for p in stored.info["profiles"]]
-    # The search's decisions depend on the results, not on the step durations: replayed with
-    # the plan's default durations they give the load-time those steps would have cost.
     defaults = Plan(model="open", baseline=BASELINE_RPS)
     longer = replace(plan, warmup_s=defaults.warmup_s, hold_s=defaults.hold_s)
-    try:
-        load_s, replayed = planned_load_s(stored.steps, plan, profiles), True
-        default_load_s: float | None = planned_load_s(stored.steps, longer, profiles)
-    except LookupError:
-        load_s, replayed = sum(s.warmup_s + s.measured_s for s in stored.steps), False
-        default_load_s = None
     summary = _summary(run_dir)
     (segment,) = summary["segments"]
     found = segment["break"]
@@ -337,11 +335,11 @@ def run_one(case: Case, seed: int, args: argparse.Namespace, folder: Path) -> Ou
         label=found["label"],
         criterion=found["criterion"],
         steps=len(stored.steps),
-        load_s=load_s,
+        load_s=planned_load_s(stored.steps, plan, plan),
         ramp_s=linear_ramp_s(truth, plan),
         wall_s=wall,
-        replayed=replayed,
-        default_load_s=default_load_s,
+        run_dir=run_dir,
+        default_load_s=planned_load_s(stored.steps, plan, longer),
         default_ramp_s=linear_ramp_s(truth, longer),
     )
 
@@ -358,10 +356,6 @@ def _x(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
-
-
 def run_table(outcomes: Sequence[Outcome]) -> list[str]:
     lines = [
         "| case | seed | held ms | truth X | estimate X | error | label (criterion) "
@@ -371,13 +365,12 @@ def run_table(outcomes: Sequence[Outcome]) -> list[str]:
     ]
     for o in outcomes:
         error = "-" if o.error is None else f"{o.error:+.1%}"
-        star = "" if o.replayed else "*"
         lines.append(
             f"| {o.case.title} | {o.seed} | {o.held_ms:.2f} | {o.truth:.2f} | "
             f"{_x(o.estimate)} | {error} | {o.label} ({o.criterion or '-'}) | "
             f"[{_x(o.low)}, {_x(o.high)}] | {'yes' if o.covers else 'no'} | {o.steps} | "
-            f"{o.load_s:.0f}{star} | {o.ramp_s:.0f} | {o.ratio:.0%} | "
-            f"{_pct(o.default_ratio)} | {o.wall_s:.0f} |"
+            f"{o.load_s:.0f} | {o.ramp_s:.0f} | {o.ratio:.0%} | "
+            f"{o.default_ratio:.0%} | {o.wall_s:.0f} |"
         )
     return lines
 
@@ -395,7 +388,7 @@ def side_by_side(outcomes: Sequence[Outcome]) -> list[str]:
             continue
         errors = [o.error for o in mine if o.error is not None]
         estimates = [o.estimate for o in mine if o.estimate is not None]
-        at_default = [r for o in mine if (r := o.default_ratio) is not None]
+        at_default = [o.default_ratio for o in mine]
         n = len(mine)
         lines.append(
             f"| {case.title} | {n} | {statistics.mean(o.truth for o in mine):.2f} | "
@@ -406,8 +399,7 @@ def side_by_side(outcomes: Sequence[Outcome]) -> list[str]:
             f"{sum(o.label == 'bracketed' for o in mine)}/{n} | "
             f"{sum(o.covers for o in mine)}/{n} | "
             f"{statistics.mean(o.ratio for o in mine):.0%} ({max(o.ratio for o in mine):.0%}) | "
-            f"{_pct(statistics.mean(at_default) if at_default else None)} "
-            f"({_pct(max(at_default) if at_default else None)}) |"
+            f"{statistics.mean(at_default):.0%} ({max(at_default):.0%}) |"
             if errors
             else f"| {case.title} | {n} | - | - | - | - | 0/{n} | - | - | - | - |"
         )
@@ -415,29 +407,7 @@ def side_by_side(outcomes: Sequence[Outcome]) -> list[str]:
 
 
 def _write_readme(text: str) -> None:
-    """Replace (or append) this benchmark's section; every other section is kept as it is."""
-    old = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
-    lines = old.splitlines()
-    out: list[str] = []
-    i = 0
-    replaced = False
-    while i < len(lines):
-        if lines[i].strip() == HEADING:
-            out.extend(text.rstrip("\n").splitlines())
-            replaced = True
-            i += 1
-            while i < len(lines) and not lines[i].startswith("## "):
-                i += 1
-            if i < len(lines):
-                out.append("")
-            continue
-        out.append(lines[i])
-        i += 1
-    if not replaced:
-        if out and out[-1].strip():
-            out.append("")
-        out.extend(text.rstrip("\n").splitlines())
-    README.write_text("\n".join(out) + "\n", encoding="utf-8")
+    write_section(README, HEADING, text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -450,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-s", type=float, default=3.0, help="per step (default 3)")
     parser.add_argument("--hold-s", type=float, default=5.0, help="per step (default 5)")
     parser.add_argument("--no-readme", action="store_true", help="only print the figures")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the run folders here (default: discarded)"
+    )
     args = parser.parse_args(argv)
     keys = [k.strip() for k in args.cases.split(",") if k.strip()]
     unknown = [k for k in keys if k not in CASES]
@@ -458,10 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="bp-accuracy-") as tmp:
+        folder = args.keep if args.keep is not None else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         # Seeds outermost: a partial result already covers every case.
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for key in keys:
-                outcome = run_one(CASES[key], seed, args, Path(tmp))
+                outcome = run_one(CASES[key], seed, args, folder)
                 outcomes.append(outcome)
                 print("\n".join(run_table([outcome])[2:]), flush=True)
     took = time.monotonic() - began
@@ -489,8 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         f"--max-multiplier {MAX_MULTIPLIER:g}. Truths from the held service time: Erlang C "
         f"(plain), Erlang C + {NETWORK_RTT_MS:g} ms added by the emulated RTT (network), "
         f"M/M/8/{WORKERS + MAX_QUEUE} blocking = 1% (errors). Load-time: warm-up + hold of every "
-        "step as planned (* = stored windows, the replay diverged); linear ramp: steps of 5% of "
-        "the truth from 1X to the truth, full steps "
+        "step as planned (scouts shorter, as the stored warm-up shows); linear ramp: steps of "
+        "5% of the truth from 1X to the truth, full steps "
         f"(search.linear_ramp_load_time_s, from 5% of the break, gives "
         f"{linear_ramp_load_time_s(plan, RESOLUTION):.0f} s). 'At default steps': the same "
         f"decisions costed with {defaults.warmup_s:g} s + {defaults.hold_s:g} s steps against "
@@ -512,9 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"written to {README}")
     # Exit 1 when a goal is missed; the load-time goal is judged at the default step durations.
     ok = all(
-        o.error is not None
-        and abs(o.error) <= RESOLUTION
-        and (o.default_ratio if o.default_ratio is not None else o.ratio) <= RAMP_GOAL
+        o.error is not None and abs(o.error) <= RESOLUTION and o.default_ratio <= RAMP_GOAL
         for o in outcomes
     )
     return 0 if ok else 1

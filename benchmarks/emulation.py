@@ -30,6 +30,7 @@ from typing import Any
 
 import gevent
 import psutil
+from _readme import write_section
 from locust import FastHttpUser, between, constant, task
 from locust.env import Environment
 
@@ -206,26 +207,7 @@ def _fidelity(target: TargetProcess, users: int, measure_s: float) -> dict[str, 
 
 
 def _write_readme(text: str) -> None:
-    old = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
-    lines = old.splitlines()
-    out: list[str] = []
-    i = 0
-    replaced = False
-    while i < len(lines):
-        if lines[i].strip() == HEADING:
-            out.extend(text.rstrip("\n").splitlines())
-            replaced = True
-            i += 1
-            while i < len(lines) and not lines[i].startswith("## "):
-                i += 1
-            continue
-        out.append(lines[i])
-        i += 1
-    if not replaced:
-        if out and out[-1].strip():
-            out.append("")
-        out.extend(text.rstrip("\n").splitlines())
-    README.write_text("\n".join(out) + "\n", encoding="utf-8")
+    write_section(README, HEADING, text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from typing import Any
 import gevent
 import locust
 import psutil
+from _readme import write_section
 from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
@@ -201,28 +202,7 @@ class Figures:
 
 
 def _write_readme(text: str) -> None:
-    """Replace (or append) this benchmark's section; every other section is kept as it is."""
-    old = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
-    lines = old.splitlines()
-    out: list[str] = []
-    i, replaced = 0, False
-    while i < len(lines):
-        if lines[i].strip() == HEADING:
-            out.extend(text.rstrip("\n").splitlines())
-            replaced = True
-            i += 1
-            while i < len(lines) and not lines[i].startswith("## "):
-                i += 1
-            if i < len(lines):
-                out.append("")
-            continue
-        out.append(lines[i])
-        i += 1
-    if not replaced:
-        while out and not out[-1].strip():
-            out.pop()
-        out += ["", *text.rstrip("\n").splitlines()]
-    README.write_text("\n".join(out) + "\n", encoding="utf-8")
+    write_section(README, HEADING, text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _readme import write_section
+
 README = Path(__file__).with_name("README.md")
 HEADING = "## report.py"
 GOAL_S = 3.0
@@ -120,29 +122,7 @@ def _round(run_dir: Path) -> dict[str, float]:
 
 
 def _write_readme(text: str) -> None:
-    # Read just before writing: other benchmarks append their own sections to the same file.
-    old = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
-    lines = old.splitlines()
-    out: list[str] = []
-    i = 0
-    replaced = False
-    while i < len(lines):
-        if lines[i].strip() == HEADING:
-            out.extend(text.rstrip("\n").splitlines())
-            replaced = True
-            i += 1
-            while i < len(lines) and not lines[i].startswith("## "):
-                i += 1
-            if i < len(lines):
-                out.append("")
-            continue
-        out.append(lines[i])
-        i += 1
-    if not replaced:
-        if out and out[-1].strip():
-            out.append("")
-        out.extend(text.rstrip("\n").splitlines())
-    README.write_text("\n".join(out) + "\n", encoding="utf-8")
+    write_section(README, HEADING, text)
 
 
 def main(argv: list[str] | None = None) -> int:
