@@ -18,14 +18,13 @@ point is known from queueing theory, with 1X = 40 req/s, SLO p95 < 250 ms and er
 Every truth uses the service time the target reports it actually held (held_service_ms_mean):
 timers wake late and each seed's draws have their own mean. Printed per run: estimate vs truth,
 error, label, interval and whether it covers the truth, and the load-time (warm-up + hold of
-every step as planned) against a linear ramp reaching the same
-resolution: steps of 5% of the true break from 1X up to it, each held like a full plan step
-(goal: at most 60%). Short steps flatter the ramp: a scouting step is never held less than 5 s
-(search.SCOUT_MIN_HOLD_S), so with 5 s holds scouts save nothing. The search's decisions depend
-on the results, not on the durations, so the same decisions are also costed with the plan's
-default steps (5 s warm-up + 20 s hold) against a ramp of such steps. Then a side-by-side
-summary per case. The figures are also written to benchmarks/README.md under "## accuracy.py"
-(other sections are left alone).
+every step as planned) against a linear ramp reaching the same resolution: steps of 5% of the
+true break from 1X up to it, each held like a full plan step (goal: at most 60%). Short steps
+flatter the ramp: a scouting step is never held less than 5 s (search.SCOUT_MIN_HOLD_S), so with
+5 s holds scouts save nothing. The search's decisions depend on the results, not on the
+durations, so the same steps are also costed with the plan's default steps (5 s warm-up + 20 s
+hold) against a ramp of such steps. Then a side-by-side summary per case. The figures are also
+written to benchmarks/README.md under "## accuracy.py" (other sections are left alone).
 
 Step durations default to 3 s + 5 s so that 3 seeds x 3 cases take about 18 minutes; near the
 break such short steps are not in steady state (see tests/test_ground_truth_e2e.py), which
