@@ -36,8 +36,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, stats
 
+from . import lsq
 from .config import Plan, same_level
 from .criteria import SegmentVerdict, is_saturated, judge, system_saturation
 from .profiles import Profile, Slo
@@ -65,6 +66,12 @@ LOCAL_AGREEMENT_LOG = 0.15
 EXTRAPOLATION_ALLOWANCE = 0.05
 FAR_EXTRAPOLATION = 1.5  # estimate more than 1.5x the last trusted level: warn
 GRID_POINTS = 60
+# A passing level measured less than this many queue relaxation times after its load began may
+# be a transient (the queue had not filled yet): see relaxation_s.
+SETTLE_RELAXATIONS = 2.0
+# The error-rate fit uses every step within this factor below and above the bracket.
+ERROR_WINDOW = 1.25
+ERROR_SLOPE_MAX = 60.0  # log-log slope beyond this: errors appear as a step, not a curve
 CRITERIA_PRIORITY = ("errors", "latency", "saturation")
 
 
@@ -103,10 +110,13 @@ class Level:
     p95_median_ms: float | None
     p95_min_ms: float | None
     p95_max_ms: float | None
-    error_rate: float  # median over repeats
+    error_rate: float  # pooled over repeats: failed / attempted requests
+    errors: int  # failed requests over the repeats (unfinished ones count as failed)
+    attempts: int  # requests over the repeats (completed + unfinished)
     completion_ratio: float | None
     saturated: bool  # any repeat saturated: its latency is not a steady state
     steps: tuple[int, ...]
+    age_s: float = math.inf  # shortest time under load at a repeat's mid-window (warm-up + hold/2)
 
 
 @dataclass(frozen=True)
@@ -183,6 +193,17 @@ class _Obs:
     load: float
     seg: SegmentStep
     verdict: SegmentVerdict
+    age_s: float = math.inf  # time under this load at the middle of the measured window
+    received: float = 0.0  # the load the target really got (arrivals in the window), 0: unknown
+
+    @property
+    def rate(self) -> float:
+        """Where this measurement sits on the load axis: the realised load when it is known.
+
+        A 5 s window at 150 req/s holds 750 +- 27 Poisson arrivals: the realised load differs
+        from the planned one by a few percent, as much as the resolution asked of the search.
+        """
+        return self.received if self.received > 0 else self.load
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -216,8 +237,21 @@ def _observations(
                     )
                 )
             continue
-        out.append(_Obs(step.index, step.multiplier, step.load, seg, verdict))
+        age = step.warmup_s + step.measured_s / 2
+        out.append(_Obs(step.index, step.multiplier, step.load, seg, verdict, age, _received(step)))
     return out
+
+
+def _received(step: StepResult) -> float:
+    """Arrivals per second scheduled in the window over all segments (open model); 0: unknown.
+
+    Only trusted as a realisation of the planned load: far from it (a closed model, where the
+    offered rate is what users managed to attempt) it is not used.
+    """
+    offered = sum(s.offered_rps for s in step.segments.values())
+    if step.load <= 0 or not 0.8 <= offered / step.load <= 1.25:
+        return 0.0
+    return offered
 
 
 def _group(obs: Sequence[_Obs]) -> list[list[_Obs]]:
@@ -239,11 +273,22 @@ def _level(group: Sequence[_Obs], slo: Slo) -> Level:
     p95s = [o.seg.p95_ms for o in group if o.seg.p95_ms is not None and o.seg.p95_ms > 0]
     ratios = [r for o in group if (r := o.seg.completion_ratio) is not None]
     median_p95 = _median(p95s)
-    # The level fails when most repeats fail. On a tie over latency the median p95 decides:
-    # near the break single repeats straddle the SLO by noise, and "any fail" would bias low.
+    errors = sum(o.seg.error_count + o.seg.unfinished for o in group)
+    attempts = sum(o.seg.requests + o.seg.unfinished for o in group)
+    pooled = errors / attempts if attempts else 0.0
+    # The level fails when most repeats fail. On a tie the pooled evidence decides: the median
+    # p95 for latency, all the repeats' requests together for errors. Near the break single
+    # repeats straddle the SLO by noise, and "any fail" would bias the break low.
     passed = 2 * len(failing) < len(group)
     if 2 * len(failing) == len(group):
-        passed = criterion == "latency" and median_p95 is not None and median_p95 <= slo.p95_ms
+        if criterion == "latency":
+            passed = median_p95 is not None and median_p95 <= slo.p95_ms
+        elif criterion == "errors":
+            passed = pooled <= slo.error_rate and not any(
+                o.verdict.criterion == "latency" for o in group if o.verdict.passed is False
+            )
+        else:
+            passed = False
     return Level(
         multiplier=group[0].multiplier,
         load=group[0].load,
@@ -254,10 +299,13 @@ def _level(group: Sequence[_Obs], slo: Slo) -> Level:
         p95_median_ms=median_p95,
         p95_min_ms=min(p95s) if p95s else None,
         p95_max_ms=max(p95s) if p95s else None,
-        error_rate=float(np.median([o.seg.error_rate for o in group])),
+        error_rate=pooled,
+        errors=errors,
+        attempts=attempts,
         completion_ratio=_median(ratios),
         saturated=any(is_saturated(o.seg)[0] for o in group),
         steps=tuple(o.step for o in group),
+        age_s=min(o.age_s for o in group),
     )
 
 
@@ -405,6 +453,25 @@ class _OpenProblem:
         assert best is not None
         return np.clip(best[1], self.lower, self.upper)
 
+    def batch(self, targets: np.ndarray) -> Callable[[np.ndarray, np.ndarray], Any]:
+        """Residuals and Jacobians of replicates `rows` of `targets` (R, n), for lsq.solve_batch."""
+
+        def fun(p: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            k, n = self.k, len(self.lam)
+            a = np.exp(p[:, :k])[:, self.idx]
+            b = np.exp(p[:, k : 2 * k])[:, self.idx]
+            gap = p[:, -1:] - self.lam
+            f = a + b / gap
+            res = (np.log(f) - targets[rows]) / self.sigma
+            jac = np.zeros((len(p), n, 2 * k + 1))
+            cols = np.arange(n)
+            jac[:, cols, self.idx] = a / f
+            jac[:, cols, k + self.idx] = b / gap / f
+            jac[:, :, -1] = -b / gap**2 / f
+            return res, jac / self.sigma[:, None]
+
+        return fun
+
     def solve(self, logy: np.ndarray, x0: np.ndarray) -> tuple[np.ndarray, bool]:
         res = optimize.least_squares(
             self.residuals,
@@ -441,7 +508,7 @@ def _fit_open(
         names.append(name)
         for o in usable:
             idx.append(s)
-            lam.append(o.multiplier * baseline)
+            lam.append(o.rate)
             logy.append(math.log(_p95(o)))
             sigma.append(noise.sigma(name, o.multiplier))
     distinct = len({round(x, 9) for x in lam})
@@ -514,19 +581,12 @@ def _fit_open(
     boots = None
     if ok and boot > 0:
         fitted = prob.model_log(p)
-        reps = []
-        for _ in range(boot):
-            # t-distributed noise: one chi-square draw of the noise scale per replicate carries
-            # the uncertainty of a variance estimated from few repeats.
-            scale = math.sqrt(df / rng.chisquare(df))
-            y_star = fitted + prob.sigma * scale * rng.standard_normal(len(fitted))
-            try:
-                q, good = prob.solve(y_star, p)
-            except (ValueError, np.linalg.LinAlgError):
-                continue
-            if good:
-                reps.append(q)
-        boots = np.array(reps) if reps else None
+        # t-distributed noise: one chi-square draw of the noise scale per replicate carries the
+        # uncertainty of a variance estimated from few repeats.
+        scales = np.sqrt(df / rng.chisquare(df, size=boot))
+        y_star = fitted + prob.sigma * scales[:, None] * rng.standard_normal((boot, len(fitted)))
+        q, good = lsq.solve_batch(prob.batch(y_star), np.tile(p, (boot, 1)), prob.lower, prob.upper)
+        boots = q[good] if good.any() else None
     return _OpenFit(
         tuple(names),
         a_all,
@@ -659,14 +719,27 @@ def _fit_closed(
         sd = max(math.sqrt(float(np.sum(raw**2)) / dof), MIN_SIGMA_LOG)
         df = float(max(dof, MIN_DF))
         fitted = np.log(_usl(p, users))
-        reps = []
-        for _ in range(boot):
-            scale = math.sqrt(df / rng.chisquare(df))
-            target = fitted + sd * scale * rng.standard_normal(len(fitted))
-            r = optimize.least_squares(residuals, p, bounds=bounds, args=(target,), max_nfev=200)
-            if r.status > 0:
-                reps.append(r.x)
-        boots = np.array(reps) if reps else None
+        scales = np.sqrt(df / rng.chisquare(df, size=boot))
+        targets = fitted + sd * scales[:, None] * rng.standard_normal((boot, len(fitted)))
+
+        def batch(q: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            sig, kap = q[:, 1:2], q[:, 2:3]
+            denom = 1 + sig * (users - 1) + kap * users * (users - 1)
+            res = q[:, 0:1] + np.log(users / denom) - targets[rows]
+            jac = np.stack(
+                [
+                    np.ones_like(res),
+                    -(users - 1) / denom,
+                    -users * (users - 1) / denom,
+                ],
+                axis=2,
+            )
+            return res, jac
+
+        q, fine = lsq.solve_batch(
+            batch, np.tile(p, (boot, 1)), np.array(bounds[0]), np.array(bounds[1])
+        )
+        boots = q[fine] if fine.any() else None
     return _ClosedFit(
         math.exp(p[0]),
         float(p[1]),
@@ -865,14 +938,14 @@ def _interp_boot(
     s1 = noise.sigma(name, hi.multiplier) / math.sqrt(hi.repeats)
     y0 = lo.p95_median_ms * np.exp(s0 * rng.standard_normal(boot))
     y1 = hi.p95_median_ms * np.exp(s1 * rng.standard_normal(boot))
-    out = np.empty(boot)
-    for i in range(boot):
-        m = _log_interp(lo.multiplier, float(y0[i]), hi.multiplier, float(y1[i]), slo_ms)
-        if m is None:
-            # The jittered ends no longer straddle the SLO: the crossing sits at that end.
-            m = lo.multiplier if y0[i] > slo_ms else hi.multiplier
-        out[i] = m
-    return out
+    # The line through the jittered ends, continued beyond them when they no longer straddle
+    # the SLO: a bracket end that passed by a hair may well fail on a rerun, and then the
+    # crossing lies outside the measured bracket. A line that does not rise has no crossing.
+    rise = np.log(y1) - np.log(y0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = (math.log(slo_ms) - np.log(y0)) / rise
+    out = lo.multiplier + frac * (hi.multiplier - lo.multiplier)
+    return np.where(rise > 0, out, np.where(y0 > slo_ms, -math.inf, math.inf))
 
 
 def _criterion(name: str | None) -> Criterion:
@@ -889,6 +962,7 @@ def _estimate_break(
     name: str,
     slo: Slo,
     levels: Sequence[Level],
+    obs: Sequence[_Obs],
     sfit: _SegmentFit,
     noise: _Noise,
     plan: Plan,
@@ -939,7 +1013,9 @@ def _estimate_break(
             criterion,
             sfit,
             levels,
+            obs,
             noise,
+            plan.baseline,
             rng,
             boot,
             notes,
@@ -1003,6 +1079,132 @@ def _estimate_break(
     ), None
 
 
+def _reach(levels: Sequence[Level], m0: float, m1: float) -> tuple[float, float]:
+    """How far an interval may leave the bracket (m0, m1): to the measured levels around it.
+
+    A bracket end is itself a noisy verdict; the level beyond it is the next measured fact.
+    Without a level below m0 the interval stops at m0; without one above m1 it may reach one
+    bracket width above m1.
+    """
+    below = [
+        lv.multiplier for lv in levels if lv.multiplier < m0 and not same_level(lv.multiplier, m0)
+    ]
+    above = [
+        lv.multiplier for lv in levels if lv.multiplier > m1 and not same_level(lv.multiplier, m1)
+    ]
+    return (max(below) if below else m0), (min(above) if above else m1 + (m1 - m0))
+
+
+def relaxation_s(load: float, capacity: float) -> float:
+    """Time a queue needs to settle at arrival rate `load` below `capacity` (inf at or above).
+
+    The heavy-traffic relaxation time of a single queue served at rate L, 1 / (L (1 - sqrt(rho))^2)
+    (Morse; an M/M/c queue near saturation behaves like one server of rate c mu): about 6 s at
+    rho = 0.96 and 400 req/s, 0.2 s at rho = 0.8.
+    """
+    if capacity <= 0 or load >= capacity:
+        return math.inf
+    return 1.0 / (capacity * (1 - math.sqrt(load / capacity)) ** 2)
+
+
+def _unsteady_pass(passing: Level, sfit: _SegmentFit, baseline: float) -> tuple[bool, float]:
+    """Was the passing end measured before the queue could settle? (and its relaxation time)"""
+    cap = sfit.summary.params.get("L") if sfit.summary.ok else None
+    if cap is None or not math.isfinite(passing.age_s):
+        return False, 0.0
+    tau = relaxation_s(passing.multiplier * baseline, float(cap))
+    return passing.age_s < SETTLE_RELAXATIONS * tau, tau
+
+
+@dataclass(frozen=True)
+class _ErrorFit:
+    """log(error rate) = alpha + beta log(multiplier), Poisson likelihood, over nearby steps."""
+
+    estimate: float
+    low: float
+    high: float
+    levels: int
+    dispersion: float
+
+
+def _fit_errors(
+    obs: Sequence[_Obs], slo_rate: float, lo_limit: float, hi_limit: float, baseline: float
+) -> _ErrorFit | None:
+    """Fit the error rate's rise over every step from lo_limit to hi_limit; None if it fails.
+
+    Each step counts (failed requests, attempts); the model is Poisson with a power law in the
+    multiplier (blocking and timeout rates rise steeply and smoothly near a break). Errors come
+    in bursts (a full queue refuses several arrivals at once), so the variance is scaled by the
+    Pearson overdispersion when repeats show more scatter than Poisson. The interval is
+    Fieller's for the crossing of the fitted line with log(SLO), t-quantile when the dispersion
+    was estimated, limited to the levels fitted.
+    """
+    used = [
+        o
+        for o in obs
+        if lo_limit * (1 - 1e-9) <= o.multiplier <= hi_limit * (1 + 1e-9)
+        and o.seg.requests + o.seg.unfinished > 0
+    ]
+    # The load axis is the realised load (see _Obs.rate): it explains a window's errors better.
+    mult = np.array([o.rate / baseline for o in used], dtype=float)
+    failed = np.array([o.seg.error_count + o.seg.unfinished for o in used], dtype=float)
+    tried = np.array([o.seg.requests + o.seg.unfinished for o in used], dtype=float)
+    distinct = len(_group(used))
+    if distinct < 2 or failed.sum() == 0 or np.any(failed / np.maximum(tried, 1) > 0.5):
+        return None
+    design = np.c_[np.ones(len(mult)), np.log(mult)]
+    theta = np.array([math.log(failed.sum() / tried.sum()), 0.0])
+    for _ in range(50):
+        mu = tried * np.exp(design @ theta)
+        info = design.T @ (mu[:, None] * design)
+        score = design.T @ (failed - mu)
+        try:
+            delta = np.linalg.solve(info, score)
+        except np.linalg.LinAlgError:
+            return None
+        theta = theta + delta
+        if not np.all(np.isfinite(theta)) or theta[1] > ERROR_SLOPE_MAX:
+            return None  # errors only at the top: the rise is a step, not a curve
+        if float(np.max(np.abs(delta))) < 1e-10:
+            break
+    else:
+        return None
+    alpha, beta = float(theta[0]), float(theta[1])
+    if beta <= 0:
+        return None
+    mu = tried * np.exp(design @ theta)
+    dof = len(used) - 2
+    pearson = float(np.sum((failed - mu) ** 2 / np.maximum(mu, 1e-12)))
+    dispersion = max(pearson / dof, 1.0) if dof > 0 else 1.0
+    cov = np.linalg.inv(design.T @ (mu[:, None] * design)) * dispersion
+    quantile = (
+        float(stats.t.ppf(0.5 + CONFIDENCE / 2, max(dof, 1)))
+        if dispersion > 1.0
+        else float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
+    )
+    target = math.log(slo_rate)
+    x_hat = (target - alpha) / beta
+    # Fieller: the x where |alpha + beta x - target| <= q * se(alpha + beta x).
+    q2 = quantile**2
+    qa = beta**2 - q2 * cov[1, 1]
+    qb = 2 * beta * (alpha - target) - 2 * q2 * cov[0, 1]
+    qc = (alpha - target) ** 2 - q2 * cov[0, 0]
+    lo_log, hi_log = math.log(lo_limit), math.log(hi_limit)
+    disc = qb**2 - 4 * qa * qc
+    if qa > 0 and disc >= 0:
+        root = math.sqrt(disc)
+        x_lo, x_hi = (-qb - root) / (2 * qa), (-qb + root) / (2 * qa)
+    else:
+        x_lo, x_hi = lo_log, hi_log  # the slope is not known to be positive: no bound inside
+    return _ErrorFit(
+        math.exp(x_hat),
+        math.exp(max(min(x_lo, x_hat), lo_log)),
+        math.exp(min(max(x_hi, x_hat), hi_log)),
+        distinct,
+        dispersion,
+    )
+
+
 def _bracketed(
     name: str,
     slo: Slo,
@@ -1011,7 +1213,9 @@ def _bracketed(
     criterion: Criterion,
     sfit: _SegmentFit,
     levels: Sequence[Level],
+    obs: Sequence[_Obs],
     noise: _Noise,
+    baseline: float,
     rng: np.random.Generator,
     boot: int,
     notes: list[QualityWarning],
@@ -1020,8 +1224,21 @@ def _bracketed(
 ) -> tuple[Break, float | None]:
     m0, m1 = passing.multiplier, fail.multiplier
     span = f"{m0:g}X-{m1:g}X"
+    below, above = _reach(levels, m0, m1)
     if criterion == "errors":
         e0, e1 = passing.error_rate, fail.error_rate
+        efit = _fit_errors(obs, slo.error_rate, m0 / ERROR_WINDOW, m1 * ERROR_WINDOW, baseline)
+        if efit is not None:
+            at = min(max(efit.estimate, m0), m1)
+            spread = f", overdispersion x{efit.dispersion:.1f}" if efit.dispersion > 1 else ""
+            return Break(
+                at,
+                min(efit.low, at),
+                max(efit.high, at),
+                "bracketed",
+                "errors",
+                f"Poisson fit of the error rate over {efit.levels} levels around {span}{spread}",
+            ), None
         est = None
         if e0 > 0 and e1 > 0:
             est = _log_interp(m0, e0, m1, e1, slo.error_rate)
@@ -1043,6 +1260,19 @@ def _bracketed(
         return Break(_clip(est, m0, m1), m0, m1, "bracketed", "saturation", method), None
     interp = _log_interp(m0, passing.p95_median_ms, m1, fail.p95_median_ms, slo.p95_ms)
     fit_est = sfit.estimate
+    unsteady, tau = _unsteady_pass(passing, sfit, baseline)
+    if unsteady:
+        notes.append(
+            QualityWarning(
+                "not_steady",
+                f"at {m0:g}X the queue needs about {tau:.0f} s to settle but the step was "
+                f"measured after {passing.age_s:.0f} s under load (warm-up + half the hold): "
+                f"its pass may be a transient, so the interval reaches down to {below:g}X; "
+                f"hold steps near the break longer (warm-up of at least {2 * tau:.0f} s)",
+                name,
+                passing.steps[0],
+            )
+        )
     usable_fit = (
         fit_est is not None
         and m0 <= fit_est <= m1
@@ -1050,15 +1280,16 @@ def _bracketed(
     )
     if usable_fit:
         assert fit_est is not None
-        low = max(lo_boot, m0) if lo_boot is not None else m0
-        high = min(hi_boot, m1) if hi_boot is not None else m1
+        low = max(lo_boot, below) if lo_boot is not None else m0
+        high = min(hi_boot, above) if hi_boot is not None else m1
         # The bootstrap only knows the noise, not whether the curve's form is right: the
         # interpolation is a second opinion on where the crossing is, so cover it too.
-        spread = [fit_est] if interp is None else [fit_est, interp]
+        second = [fit_est] if interp is None else [fit_est, interp]
+        low = below if unsteady else low
         return Break(
             fit_est,
-            min(low, *spread),
-            max(high, *spread),
+            min(low, *second),
+            max(high, *second),
             "bracketed",
             "latency",
             f"fit, cross-checked by interpolation ({span})",
@@ -1085,10 +1316,12 @@ def _bracketed(
         est, method = interp, f"log-linear interpolation ({span})"
         reps = _interp_boot(passing, fail, slo.p95_ms, noise, name, rng, boot)
         low_i, high_i = _percentiles(reps) if len(reps) else (None, None)
-        low = max(low_i, m0) if low_i is not None else m0
-        high = min(high_i, m1) if high_i is not None else m1
+        low = max(low_i, below) if low_i is not None else m0
+        high = min(high_i, above) if high_i is not None else m1
         if fit_est is not None and m0 <= fit_est <= m1:
             low, high = min(low, fit_est), max(high, fit_est)  # the fit's second opinion
+    if unsteady:
+        low = below
     return Break(est, min(low, est), max(high, est), "bracketed", "latency", method), interp
 
 
@@ -1300,7 +1533,9 @@ def analyse_slos(
                     )
                 )
                 break
-        brk, interp = _estimate_break(name, slo, lv, fits[name], noise, plan, rng, boot, notes)
+        brk, interp = _estimate_break(
+            name, slo, lv, obs[name], fits[name], noise, plan, rng, boot, notes
+        )
         last_pass, first_fail = bracket(lv)
         fail_step = None
         if first_fail is not None:
