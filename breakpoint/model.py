@@ -8,7 +8,7 @@ a warning instead. What we report:
   (last passing level, first failing level) by the fitted curve when it agrees with the
   measurements, else by log-linear interpolation of p95 between the bracket ends; error breaks by
   interpolating the error rate; saturation breaks by the completion ratio or the bracket's middle.
-  The interval is a seeded bootstrap, clipped to the bracket (the measurements are the truth).
+  The interval is a seeded bootstrap, kept between the levels measured around the bracket.
 - **extrapolated**: no failing level, the run stopped below the cap (generator bound, aborted),
   and the fit predicts a crossing: fit-based, with a wider interval. A segment failing already
   at the lowest step is also extrapolated, with the lowest step as upper bound.
@@ -21,9 +21,17 @@ the Universal Scalability Law on completed throughput, Little's law for the mean
 and the measured p95/mean ratio for the p95. A bad or degenerate fit is a QualityWarning and the
 analysis falls back to interpolation or the bracket; it never raises.
 
+Intervals are honest about the bracket itself: its ends are noisy verdicts, so an interval may
+reach past them to the neighbouring measured levels when the noise says so (a pass by a hair);
+a pass measured before the queue could settle (relaxation_s) is flagged (not_steady) and the
+interval reaches down to the level below. Error breaks are placed by a Poisson fit of the error
+rate over the steps around the bracket, with the variance scaled by the overdispersion that
+bursts of errors show, and Fieller's interval for the crossing. Fits use the load each window
+really received (arrivals counted), not the planned level.
+
 Warning kinds: generator_bound, few_samples, partial_step, non_monotone, fails_at_lowest_step,
 stopped_before_cap, no_repeats, fit_degenerate, fit_unidentified, fit_poor, fit_disagrees,
-far_extrapolation, think_time.
+far_extrapolation, think_time, not_steady.
 """
 
 from __future__ import annotations
