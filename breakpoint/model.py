@@ -25,9 +25,9 @@ Intervals are honest about the bracket itself: its ends are noisy verdicts, so a
 reach past them to the neighbouring measured levels when the noise says so (a pass by a hair);
 a pass measured before the queue could settle (relaxation_s) is flagged (not_steady) and the
 interval reaches down to the level below. Error breaks are placed by a Poisson fit of the error
-rate over the steps around the bracket, with the variance scaled by the overdispersion that
-bursts of errors show, and Fieller's interval for the crossing. Fits use the load each window
-really received (arrivals counted), not the planned level.
+rate over the steps around the bracket, against the load each window really received (arrivals
+counted, not the planned level), with the variance scaled by the overdispersion that bursts of
+errors show, and Fieller's interval for the crossing.
 
 Warning kinds: generator_bound, few_samples, partial_step, non_monotone, fails_at_lowest_step,
 stopped_before_cap, no_repeats, fit_degenerate, fit_unidentified, fit_poor, fit_disagrees,
@@ -516,7 +516,7 @@ def _fit_open(
         names.append(name)
         for o in usable:
             idx.append(s)
-            lam.append(o.rate)
+            lam.append(o.multiplier * baseline)
             logy.append(math.log(_p95(o)))
             sigma.append(noise.sigma(name, o.multiplier))
     distinct = len({round(x, 9) for x in lam})
