@@ -99,6 +99,82 @@ def break_rate(c: int, service_s: float, slo_ms: float, added_ms: float = 0.0) -
     return float(optimize.brentq(excess, 0.0, hi, xtol=1e-9, rtol=1e-12))
 
 
+# --- finite queue: M/M/c/K, arrivals finding the system full are turned away -----------------
+
+
+def finite_state_probs(c: int, max_queue: int, service_s: float, arrival_rps: float) -> np.ndarray:
+    """Stationary P(n in system), n = 0..c + max_queue, of an M/M/c queue with max_queue places.
+
+    p_n is proportional to a^n / n! up to c and to a^c / c! (a / c)^(n - c) above, a being the
+    offered load lambda * S; computed in logs, so large loads do not overflow.
+    """
+    if c < 1 or max_queue < 0:
+        raise ValueError("c must be >= 1 and max_queue >= 0")
+    size = c + max_queue + 1
+    a = arrival_rps * service_s
+    if a <= 0:
+        probs = np.zeros(size)
+        probs[0] = 1.0
+        return probs
+    n = np.arange(size)
+    log_p = np.where(
+        n <= c,
+        n * math.log(a) - special.gammaln(n + 1),
+        c * math.log(a) - special.gammaln(c + 1) + (n - c) * math.log(a / c),
+    )
+    log_p -= special.logsumexp(log_p)
+    return np.asarray(np.exp(log_p))
+
+
+def finite_blocking(c: int, max_queue: int, service_s: float, arrival_rps: float) -> float:
+    """P(an arrival finds the M/M/c/K system full), K = c + max_queue (PASTA): its error rate."""
+    return float(finite_state_probs(c, max_queue, service_s, arrival_rps)[-1])
+
+
+def finite_blocking_break_rate(
+    c: int, max_queue: int, service_s: float, error_rate: float
+) -> float:
+    """Arrival rate (req/s) at which the blocking probability reaches error_rate."""
+    if not 0 < error_rate < 1:
+        raise ValueError("error_rate must be between 0 and 1")
+    hi = c / service_s
+    while finite_blocking(c, max_queue, service_s, hi) < error_rate:
+        hi *= 2.0  # blocking rises monotonically to 1 as the load grows
+    return float(
+        optimize.brentq(
+            lambda rate: finite_blocking(c, max_queue, service_s, rate) - error_rate,
+            0.0,
+            hi,
+            xtol=1e-9,
+        )
+    )
+
+
+def finite_sojourn_p95_s(
+    c: int, max_queue: int, service_s: float, arrival_rps: float, q: float = 0.95
+) -> float:
+    """The q-quantile (default p95) of the sojourn of accepted requests in M/M/c/K (FCFS).
+
+    An accepted arrival sees n < K in system (PASTA, conditioned on not being blocked); with
+    n >= c it waits for n - c + 1 departures at rate c / S (Erlang), then is served.
+    """
+    probs = finite_state_probs(c, max_queue, service_s, arrival_rps)[:-1]
+    probs = probs / probs.sum()
+    mu = 1.0 / service_s
+
+    def tail(t_s: float) -> float:
+        if t_s <= 0:
+            return 1.0
+        free = float(probs[:c].sum()) * math.exp(-mu * t_s)
+        if len(probs) <= c:
+            return min(1.0, free)
+        k = np.arange(1, len(probs) - c + 1)
+        queued = float(np.dot(probs[c:], _erlang_plus_exp_tail(t_s, k, c * mu, mu)))
+        return min(1.0, free + queued)
+
+    return _quantile(tail, 1.0 - q, service_s)
+
+
 # --- closed model: N users, think time Z, c servers with exponential service S ----------------
 
 

@@ -7,28 +7,53 @@ Policy (deterministic given the results, so a run can be replayed and the plan p
    measure the generator, not the target).
    Far from any break a ramp step only has to show that it passes, so it is a **scout**: warm-up
    and hold are cut to SCOUT_FRACTION of the plan's. A ramp step is held in full when it is the
-   first one, when the next p95 predicted from the last two steps' growth comes near the SLO
-   (above NEAR_SLO of it), when errors exceed half the error SLO, after any failure, or when the
-   fitted curve puts a break within reach (the next level at or above NEAR_ESTIMATE x the
-   estimated break).
+   first one, when the next p95 predicted from the growth of its excess over the lowest level's
+   comes near the SLO (above NEAR_SLO of it; a constant network floor neither dilutes the growth
+   nor fakes one, and an excess within FLAT_NOISE of the floor counts as flat), when errors exceed
+   half the error SLO, after any failure, or when the fitted curve puts a break within reach (the
+   next level at or above NEAR_ESTIMATE x the estimated break; a fit that puts the break at or
+   below a level that held is ignored).
 2. **Refine** each distinct bracket (last trusted pass, first trusted fail) of the walk, merging
-   brackets shared by several segments (the server is shared, so they often coincide), with
-   plan.refine_levels interior levels placed one after the other: each at the current estimate of
-   the break (model.estimate_breaks: the fit when it agrees with the measurements, else
-   interpolation), but at least RESOLUTION (relative) inside the current sub-bracket, so that a
-   good estimate closes the bracket to RESOLUTION in two levels (one each side of the break).
-3. **Repeat**: every interior level runs plan.refine_repeats times in all, and so do the ends of
-   each segment's final bracket when they are walk levels, unless their verdict is decisive (p95
-   a factor DECISIVE from the SLO, clearly saturated, or errors double the SLO): near the break
-   only repeats give honest variance; a step at 20 times the SLO would fail again. Undecided
-   walk ends are repeated before any interior level: if noise had flipped one, the bracket moves
-   (and the walk may resume) instead of refinement being spent in the wrong place. A segment
-   failing already at the lowest level has that level repeated before anything else.
+   brackets shared by several segments (the server is shared, so they often coincide), with up
+   to plan.refine_levels interior levels placed one after the other in the widest segment's
+   current sub-bracket, about HEDGE from the estimated break (model.estimate_breaks: the fit when
+   it agrees with the measurements, else interpolation) where the verdict should be clear: the
+   first on either side (below on a tie), the next on the side the last level did not cover, so
+   that two levels straddle the break. Each level stays where the levels left can still cut the
+   bracket into cells of at most RESOLUTION whatever the verdicts, even one turned by a repeat
+   (_closing_zones; [7X, 8X] needs 4.55%, still within GOAL); refinement stops once every
+   segment of the bracket is located that finely.
+3. **Repeat** the levels that end a segment's final bracket (interior first, least decisive first,
+   then walk levels) to plan.refine_repeats runs, unless their verdict is decisive (p95 a factor
+   DECISIVE from the SLO, errors a factor ERROR_DECISIVE from the error SLO, or clearly saturated)
+   or the runs so far agree by a majority the remaining ones cannot overturn: near the break only
+   repeats give honest variance; a step at 20 times the SLO would fail again. If every end is
+   decisive, the least decisive level near the break is still repeated once, so the analysis has a
+   variance from there. A walk end whose verdict is marginal (within MARGINAL of the decisive
+   distance for p95, MARGINAL_ERRORS for errors) is repeated before any interior level: if
+   noise had flipped it, the bracket moves (and the walk may resume) instead of refinement
+   being spent in the wrong place; a less marginal end is repeated only if it still ends a
+   final bracket after refinement. A segment failing already at the lowest level has that
+   level repeated before anything else.
 
-Measured with simulate() against DESIGN §6's M/M/c target (tests/test_search.py): one bracket is
-located to under 4% in 0.46-0.52 of a linear ramp's load-time at 5% resolution; four segments
-with distinct breaks (0/50/100/150 ms added) take 0.54 without noise and 0.66 on average with 5%
-p95 noise, because noise splits their breaks over two walk brackets.
+Measured with simulate() against known systems, 5% lognormal p95 noise per step, binomial error
+counts over a 20 s hold, 20 seeds, plan defaults (5 s + 20 s steps, scouts 2 s + 8 s), load-time
+over a linear ramp of full steps at 5% of the true break from 1X up to it, as
+benchmarks/accuracy.py counts it; mean (max), the policy before this one first:
+
+    M/M/8, 20 ms, break 9.68X              0.50 (0.55) -> 0.39 (0.44)
+    the same + 100 ms network, 9.43X       0.54 (0.57) -> 0.47 (0.52)
+    M/M/8/16, 1% errors, 7.57X             0.48 (0.50) -> 0.46 (0.55)
+    M/M/8/8 (Erlang B), 1% errors, 3.91X   0.46 (0.51) -> 0.43 (0.51)
+
+Every final bracket is at most 5% wide and within 1.5% of the truth (3% for Erlang B, whose
+blocking grows only ~5x as fast as the load: error noise flips verdicts that close to it); before,
+a flipped level left brackets up to 9% wide in 6 of 20 M/M/8/16 runs and 1 of 20 with network
+time. Brackets are no longer narrower than needed: the M/M/8 ones are 4% wide where they were 2%
+(the simulated analysis estimate moves from 0.1% to 0.3% off on average). Four segments with
+distinct breaks (0/50/100/150 ms added, 9.68X to 9.02X, against linear_ramp_load_time_s) take
+0.60 on average (0.69 before), up to 0.81: the 150 ms segment breaks right at the walk level 9X,
+whose verdict then needs a repeat and, when it fails, a bracket of its own below it.
 
 Refinement steps are held in full and use phases "refine" (first run) and "repeat".
 """
@@ -40,21 +65,36 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from .config import Plan, PlannedStep, ramp, same_level, worst_case_steps
-from .criteria import judge_step
 from .model import Level, bracket, estimate_breaks, measured_levels
 from .profiles import Slo
 from .results import StepResult
 
 # Target relative width of a refined bracket: DESIGN §10 asks for 5%; aim inside it.
 RESOLUTION = 0.04
+SLACK = 0.001  # levels are rounded, and [8, 9] needs cells of 4.004%
+GOAL = 0.05  # ... and never settle for wider than DESIGN's 5% when refinement can avoid it
+# Refinement levels go this far (relative) below or above the estimated break, so that their
+# verdicts are clear and two of them straddle the break.
+HEDGE = RESOLUTION / 2
 SCOUT_FRACTION = 0.4  # scouting steps: this share of the plan's warm-up and hold
 SCOUT_MIN_HOLD_S = 5.0  # ... but never a hold shorter than this (or the plan's own hold)
 NEAR_SLO = 0.9  # predicted next p95 above this share of the SLO: hold in full
+FLAT_NOISE = 0.1  # p95 within this share above the lowest level's: flat (noise, not growth)
 NEAR_ESTIMATE = 0.7  # next level at or above this share of the estimated break: hold in full
 WALK_PHASES = ("ramp", "beyond")
-# Bracket ends this far from the SLO (p95 ratio) are not repeated: noise cannot flip them.
+# Verdicts no repeat would overturn: p95 this factor from the SLO, an error rate this factor
+# from the error SLO, or clearly saturated (completion below DECISIVE_COMPLETION).
 DECISIVE = 1.5
+ERROR_DECISIVE = 2.0
 DECISIVE_COMPLETION = 0.9
+# A walk end whose verdict is this close to flipping (a share of the decisive distance, in log
+# terms: p95 within 1.5 ** 0.25 = 1.11 of the SLO) is repeated before refining inside it. A
+# repeat costs a full step; refinement in a wrong bracket about four, so it pays only when a
+# flip is likelier than about 1 in 4.
+MARGINAL = 0.25
+# Error verdicts rest on counts of rare events (Poisson, and bursty), and a scout counts few: a
+# walk end within 2 ** 0.75 = 1.68 of the error SLO is confirmed before refining.
+MARGINAL_ERRORS = 0.75
 
 
 @dataclass(frozen=True)
@@ -128,23 +168,37 @@ class Search:
                 return True
             if seg.p95_ms is None:
                 continue
-            # Predict the next p95 by continuing the last step's growth (geometrically); a
-            # segment whose p95 is mostly network time is flat, however close to its SLO.
+            # Predict the next p95 by continuing the growth (geometric) of its excess over the
+            # lowest level's: a constant network floor neither dilutes the growth nor, when
+            # flat, makes one; an excess within FLAT_NOISE of the floor is flat.
             predicted = seg.p95_ms
             before = prev.segments.get(name) if prev is not None else None
-            if prev is not None and before is not None and before.p95_ms:
-                per_level = max(seg.p95_ms / before.p95_ms, 1.0)
-                span = (step.multiplier - last.multiplier) / (last.multiplier - prev.multiplier)
-                predicted = seg.p95_ms * per_level ** max(span, 1.0)
+            first = walk[0].segments.get(name) if walk else None
+            if (
+                prev is not None
+                and before is not None
+                and before.p95_ms is not None
+                and first is not None
+                and first.p95_ms
+            ):
+                floor = first.p95_ms
+                excess, noise = seg.p95_ms - floor, FLAT_NOISE * floor
+                if excess > noise:
+                    growth = max(excess / max(before.p95_ms - floor, noise), 1.0)
+                    span = (step.multiplier - last.multiplier) / (last.multiplier - prev.multiplier)
+                    predicted = floor + excess * growth ** max(span, 1.0)
             if predicted > NEAR_SLO * slo.p95_ms:
                 return True
         levels = {n: measured_levels(done, n, slo) for n, slo in self.slos.items()}
         if any(not lv.passed for lvs in levels.values() for lv in lvs):
             return True
+        # A fitted break at or below a level that held is the fit contradicting the
+        # measurements (estimate_breaks clips it to that level): it says nothing about the next.
         estimates = [
             b.multiplier
-            for b in estimate_breaks(done, self.slos, self.plan).values()
+            for name, b in estimate_breaks(done, self.slos, self.plan).items()
             if b.multiplier is not None
+            and (not levels[name] or b.multiplier > levels[name][-1].multiplier * (1 + 1e-6))
         ]
         return bool(estimates) and step.multiplier >= NEAR_ESTIMATE * min(estimates)
 
@@ -187,79 +241,177 @@ class Search:
             and not same_level(s.multiplier, br.high)
         )
         if not interior:
-            # Confirm a bracket end that noise could flip before refining inside it: if the
+            # Confirm a bracket end whose verdict is marginal before refining inside it: if the
             # verdict turns, the bracket moves and interior levels here would be wasted.
             for end in (br.low, br.high):
-                runs = sum(1 for s in done if same_level(s.multiplier, end))
                 if (
                     end < bound_at
-                    and runs < self.plan.refine_repeats
-                    and not self._decisive_end(done, br, end)
+                    and not self._settled(done, br, end)
+                    and self._margin(done, br, end, MARGINAL, MARGINAL_ERRORS) < 1.0
                 ):
                     return self._full(end, "repeat")
-        if len(interior) < self.plan.refine_levels:
-            level = self._place(done, br, bound_at)
+        if len(interior) < self.plan.refine_levels and not self._closed(done, br, bound_at):
+            level = self._place(done, br, bound_at, self.plan.refine_levels - len(interior))
             if level is not None and not any(same_level(level, m) for m in interior):
                 return self._full(level, "refine")
-        # Repeats: interior levels, then the walk levels that end a segment's final bracket.
+        return self._next_repeat(done, br, interior, bound_at)
+
+    def _next_repeat(
+        self, done: Sequence[StepResult], br: _Bracket, interior: list[float], bound_at: float
+    ) -> PlannedStep | None:
+        """Repeat what decides each segment's final bracket: its ends, unless decisive."""
+        if self.plan.refine_repeats < 2:
+            return None
         ends: list[float] = []
         for name in br.segments:
             low, high = bracket(measured_levels(done, name, self.slos[name]))
             ends += [
                 m
                 for m in (low, high)
-                if m is not None and (same_level(m, br.low) or same_level(m, br.high))
+                if m is not None
+                and (br.low < m < br.high or same_level(m, br.low) or same_level(m, br.high))
             ]
-        for level in [*interior, *_distinct(ends)]:
-            if level >= bound_at or (level not in interior and self._decisive_end(done, br, level)):
-                continue
-            runs = sum(1 for s in done if same_level(s.multiplier, level))
-            if runs < self.plan.refine_repeats:
+        ends = _distinct(ends)
+        # Interior ends first, least decisive first: if one turns, the bracket moves and a
+        # walk end may no longer bound it.
+        order = sorted(
+            ends,
+            key=lambda m: (self._is_walk_level(m), self._margin(done, br, m), m),
+        )
+        for level in order:
+            if (
+                level < bound_at
+                and not self._settled(done, br, level)
+                and self._margin(done, br, level) < 1.0
+            ):
                 return self._full(level, "repeat")
-        return None
+        # Every end decisive: still repeat the least decisive level once, so that the analysis
+        # has an honest variance near this break (DESIGN §6), unless one was repeated already.
+        levels = [m for m in _distinct([*interior, *ends]) if m < bound_at]
+        if any(self._runs(done, m) >= 2 for m in levels):
+            return None
+        margins = [(self._margin(done, br, m), m) for m in levels]
+        finite = [(g, m) for g, m in margins if math.isfinite(g)]
+        if not finite:
+            return None
+        return self._full(min(finite)[1], "repeat")
 
-    def _decisive_end(self, done: Sequence[StepResult], br: _Bracket, level: float) -> bool:
-        """Is this walk level far enough from every SLO of the bracket that a repeat is moot?"""
+    @staticmethod
+    def _runs(done: Sequence[StepResult], level: float) -> int:
+        return sum(1 for s in done if same_level(s.multiplier, level))
+
+    def _settled(self, done: Sequence[StepResult], br: _Bracket, level: float) -> bool:
+        """Has the level run refine_repeats times, or do its runs agree enough that the rest
+        could not overturn the majority for any segment of the bracket?"""
+        repeats = self.plan.refine_repeats
+        if self._runs(done, level) >= repeats:
+            return True
         for name in br.segments:
-            slo = self.slos[name]
-            for lv in measured_levels(done, name, slo):
-                if same_level(lv.multiplier, level) and not _decisive(lv, slo):
-                    return False
+            for lv in measured_levels(done, name, self.slos[name]):
+                if same_level(lv.multiplier, level):
+                    agree = max(lv.failed, lv.repeats - lv.failed)
+                    if 2 * agree <= repeats:
+                        return False
         return True
 
-    def _place(self, done: Sequence[StepResult], br: _Bracket, bound_at: float) -> float | None:
-        """The next interior level: at the estimated break, at least RESOLUTION from the ends."""
-        estimates = estimate_breaks(done, {n: self.slos[n] for n in br.segments}, self.plan)
-        best: tuple[float, float, float, float | None, str] | None = None
+    def _margin(
+        self,
+        done: Sequence[StepResult],
+        br: _Bracket,
+        level: float,
+        latency: float = 1.0,
+        errors: float = 1.0,
+    ) -> float:
+        """The least decisive verdict at this level over the bracket's segments (>= 1: none
+        could flip; -inf when no segment has a trusted verdict there)."""
+        margins = [
+            _margin(lv, self.slos[name], latency, errors)
+            for name in br.segments
+            for lv in measured_levels(done, name, self.slos[name])
+            if same_level(lv.multiplier, level)
+        ]
+        return min(margins, default=-math.inf)
+
+    def _sub_brackets(
+        self, done: Sequence[StepResult], br: _Bracket, bound_at: float
+    ) -> list[tuple[str, float, float]]:
+        """Each segment's current bracket, kept inside the walk's bracket and below a bound."""
+        out = []
         for name in br.segments:
             low, high = bracket(measured_levels(done, name, self.slos[name]))
-            # The current sub-bracket, kept inside the walk's bracket.
             low = br.low if low is None or low < br.low else low
             high = br.high if high is None or high > br.high else high
-            if high <= low:
-                continue
-            width = (high - low) / high
-            if best is None or width > best[0]:
-                best = (width, low, high, estimates[name].multiplier, name)
-        if best is None:
+            high = min(high, bound_at)
+            if high > low and not same_level(high, low):
+                out.append((name, low, high))
+        return out
+
+    def _width(self, br: _Bracket, bound_at: float) -> float:
+        """The cell width refinement aims at in this bracket: RESOLUTION, or the narrowest that
+        plan.refine_levels levels can guarantee when that is wider but within GOAL."""
+        high = min(br.high, bound_at)
+        need = (high / br.low) ** (1 / (self.plan.refine_levels + 1)) - 1
+        return need if RESOLUTION < need <= GOAL else RESOLUTION
+
+    def _closed(self, done: Sequence[StepResult], br: _Bracket, bound_at: float) -> bool:
+        """Is every segment of the bracket located to the bracket's width already?"""
+        width = self._width(br, bound_at)
+        return all(
+            high <= low * (1 + width + SLACK)
+            for _, low, high in self._sub_brackets(done, br, bound_at)
+        )
+
+    def _place(
+        self, done: Sequence[StepResult], br: _Bracket, bound_at: float, left: int
+    ) -> float | None:
+        """The next interior level, `left` levels (this one included) still to place.
+
+        In the widest sub-bracket [low, high] the level goes about HEDGE from the estimated
+        break (model.estimate_breaks), where its verdict should be clear; after a refinement
+        level, on the side of the break that level did not cover. It stays inside the zones
+        (_closing_zones) from which the levels left can still cut [low, high] into cells of
+        at most the bracket's width whatever the verdicts, even one turned by a repeat. A
+        bracket too wide for any such guarantee gets the level at least RESOLUTION inside.
+        """
+        subs = self._sub_brackets(done, br, bound_at)
+        if not subs:
             return None
-        _, low, high, estimate, name = best
-        high = min(high, bound_at)
-        inner_lo, inner_hi = low * (1 + RESOLUTION), high * (1 - RESOLUTION)
-        if inner_lo >= inner_hi:
-            level = math.sqrt(low * high)  # already narrow: bisect for more data near the break
-        else:
-            guess = estimate if estimate is not None else math.sqrt(low * high)
-            # Hedge toward the side not yet covered: after an interior level failed, the break
-            # is below it and the next level should land below the break, and vice versa.
-            latest = [s for s in done if s.phase == "refine" and br.low < s.multiplier < br.high]
-            if latest:
-                last = max(latest, key=lambda s: s.index)
-                verdict = judge_step(last, {name: self.slos[name]}).get(name)
-                if verdict is not None and verdict.passed is not None:
-                    guess *= 1 + RESOLUTION / 2 if verdict.passed else 1 - RESOLUTION / 2
-            level = min(max(guess, inner_lo), inner_hi)
-        level = round(level, 4)
+        name, low, high = max(subs, key=lambda t: t[2] / t[1])
+        zones = _closing_zones(low, high, left)
+        if not zones:  # too wide to guarantee: at least RESOLUTION from both ends
+            lo_ok, hi_ok = low * (1 + RESOLUTION), high / (1 + RESOLUTION)
+            if lo_ok > hi_ok:  # already narrow: bisect for more data near the break
+                lo_ok = hi_ok = math.sqrt(low * high)
+            zones = [(lo_ok, hi_ok)]
+        estimate = estimate_breaks(done, {name: self.slos[name]}, self.plan)[name].multiplier
+        guess = estimate if estimate is not None else math.sqrt(low * high)
+        guess = min(max(guess, low), high)
+        # The side not yet covered: after an interior level passed (it is now the low end of
+        # the sub-bracket) the next one should land above the break, and vice versa.
+        runs = [s for s in done if s.phase == "refine" and low <= s.multiplier <= high]
+        side = 0
+        if runs:
+            last = max(runs, key=lambda s: s.index).multiplier
+            side = 1 if same_level(last, low) else -1 if same_level(last, high) else 0
+        # Candidates: in each zone, the point nearest HEDGE below the estimate and the point
+        # nearest HEDGE above it.
+        candidates: list[tuple[float, int]] = []
+        for a, b in zones:
+            if a <= min(b, guess):
+                candidates.append((min(max(guess * (1 - HEDGE), a), b, guess), -1))
+            if max(a, guess) <= b:
+                candidates.append((min(max(guess * (1 + HEDGE), a, guess), b), 1))
+        preferred = [c for c in candidates if side == 0 or c[1] == side] or candidates
+        if not preferred:
+            return None
+
+        def score(c: tuple[float, int]) -> tuple[float, int]:
+            # Farther than HEDGE from the estimate costs precision, nearer costs a clear
+            # verdict (the estimate is itself uncertain); a tie goes below the break.
+            d = abs(math.log(c[0] / guess))
+            return (math.inf if d == 0 else HEDGE / d + d / HEDGE, c[1])
+
+        level = round(min(preferred, key=score)[0], 4)
         if not (br.low < level < br.high) or same_level(level, low) or same_level(level, high):
             return None
         return level
@@ -300,17 +452,58 @@ class Search:
         return None
 
 
-def _decisive(level: Level, slo: Slo) -> bool:
-    """A verdict no repeat would overturn: p95 a factor DECISIVE away from the SLO, or clearly
-    saturated, or an error rate double the SLO."""
-    if level.saturated and (level.completion_ratio or 1.0) < DECISIVE_COMPLETION:
-        return not level.passed
-    if level.criterion == "errors" or level.error_rate > slo.error_rate:
-        return level.error_rate > 2 * slo.error_rate
+def _log_ratio(value: float, reference: float) -> float:
+    if reference <= 0:
+        return math.inf if value > 0 else -math.inf
+    return math.log(value / reference) if value > 0 else -math.inf
+
+
+def _margin(level: Level, slo: Slo, latency: float = 1.0, errors: float = 1.0) -> float:
+    """How far the level's verdict is from flipping, as a share of the decisive distance in log
+    terms (>= 1: p95 a factor DECISIVE from the SLO, errors a factor ERROR_DECISIVE from the
+    error SLO, on the side of the verdict; inf: clearly saturated). `latency` and `errors`
+    scale the decisive distances (MARGINAL and MARGINAL_ERRORS for the marginal ones)."""
+    if (
+        not level.passed
+        and level.saturated
+        and (level.completion_ratio or 1.0) < DECISIVE_COMPLETION
+    ):
+        return math.inf
+    by_errors = _log_ratio(level.error_rate, slo.error_rate) / (errors * math.log(ERROR_DECISIVE))
     p95 = level.p95_median_ms
-    if p95 is None:
-        return False
-    return p95 > DECISIVE * slo.p95_ms if not level.passed else p95 < slo.p95_ms / DECISIVE
+    by_latency = (
+        None if p95 is None else _log_ratio(p95, slo.p95_ms) / (latency * math.log(DECISIVE))
+    )
+    if level.passed:
+        return min(-by_errors, math.inf if by_latency is None else -by_latency)
+    return max(by_errors, -math.inf if by_latency is None else by_latency)
+
+
+def _decisive(level: Level, slo: Slo) -> bool:
+    """A verdict no repeat would overturn (see _margin)."""
+    return _margin(level, slo) >= 1.0
+
+
+def _closing_zones(low: float, high: float, left: int) -> list[tuple[float, float]]:
+    """Where a level may go in [low, high] so that `left` levels (it included) can cut the
+    bracket into cells of at most RESOLUTION whatever the verdicts (or of the narrowest width
+    that allows, up to GOAL): the level splits [low, high] into `below` and `above` cells, and
+    the other left - 1 levels cut both sides, wherever the break turns out to be. With two
+    levels: one side is a cell already, the other gets the second level. Empty when even GOAL
+    is out of reach."""
+    width = max(RESOLUTION, (high / low) ** (1 / (left + 1)) - 1)
+    if width > GOAL * (1 + 1e-9):
+        return []
+    grow = math.log1p(width) * (1 + 1e-9)
+    edge = 1 + RESOLUTION / 4  # never closer than this to a measured end
+    zones = []
+    for below in range(1, left + 1):  # cells left below the level
+        above = left + 1 - below
+        a = max(high / math.exp(above * grow), low * edge)
+        b = min(low * math.exp(below * grow), high / edge)
+        if a <= b:
+            zones.append((a, b))
+    return zones
 
 
 def _distinct(values: object) -> list[float]:
@@ -326,6 +519,9 @@ def describe_policy(plan: Plan) -> str:
     levels = ", ".join(f"{p.multiplier:g}X" for p in ramp(plan))
     per_bracket = plan.refine_levels * plan.refine_repeats + 2 * (plan.refine_repeats - 1)
     scout_hold = max(plan.hold_s * SCOUT_FRACTION, min(plan.hold_s, SCOUT_MIN_HOLD_S))
+    one_repeat = (
+        ", and at least one level near each break is repeated" if plan.refine_repeats > 1 else ""
+    )
     return "\n".join(
         [
             f"ramp: {levels} (1X = {plan.baseline:g} {plan.unit}); stops once every segment has "
@@ -333,11 +529,14 @@ def describe_policy(plan: Plan) -> str:
             f"each step: {plan.warmup_s:g} s warm-up (discarded) + {plan.hold_s:g} s measured; "
             f"ramp steps far from any break are scouts: {plan.warmup_s * SCOUT_FRACTION:g} s + "
             f"{scout_hold:g} s",
-            f"refinement: {plan.refine_levels} levels inside each bracket (last pass, first fail), "
-            f"placed at the estimated break and at least {RESOLUTION:.0%} from the bracket ends; "
-            f"each run {plan.refine_repeats}x, and the final bracket's ends repeated to "
-            f"{plan.refine_repeats}x (at most {per_bracket} steps per bracket; brackets shared by "
-            "segments are refined once)",
+            f"refinement: up to {plan.refine_levels} levels inside each bracket (last pass, "
+            f"first fail), about {HEDGE:.0%} either side of the estimated break, placed so that "
+            f"they close a bracket narrow enough for them to {RESOLUTION:.0%}-{GOAL:.0%} whatever "
+            f"the verdicts (fewer once it is closed); the levels that end a segment's final "
+            f"bracket run {plan.refine_repeats}x "
+            f"unless their verdict is decisive (p95 {DECISIVE:g}x from the SLO, errors "
+            f"{ERROR_DECISIVE:g}x, or saturated){one_repeat} (at most {per_bracket} steps per "
+            "bracket; brackets shared by segments are refined once)",
             f"budget: {worst_case_steps(plan, 1)} steps at most for one segment, "
             f"+{per_bracket} per "
             "extra bracket (more only if a repeat overturns a bracket end and the walk "

@@ -121,3 +121,63 @@ def test_closed_single_server_tail_has_no_rate_collision() -> None:
     """With one server the Erlang and service rates coincide and the tail stays a probability."""
     tail = q.closed_response_tail(0.3, 5, 1, 0.1, 0.2)
     assert 0.0 < tail < 1.0
+
+
+def test_finite_queue_without_waiting_room_is_erlang_b() -> None:
+    """With no place to wait, M/M/c/c blocks with Erlang B: 0.2 for two servers at one erlang."""
+    assert q.finite_blocking(2, 0, 1.0, 1.0) == pytest.approx(0.2)
+    assert q.finite_blocking(1, 0, 1.0, 3.0) == pytest.approx(3 / 4)
+    assert q.finite_blocking(8, 8, 0.020, 0.0) == 0.0
+
+
+def test_single_server_finite_queue_matches_its_closed_form() -> None:
+    """M/M/1/K blocks with (1 - rho) rho^K / (1 - rho^(K+1))."""
+    rho, k = 0.5, 4
+    expected = (1 - rho) * rho**k / (1 - rho ** (k + 1))
+    assert q.finite_blocking(1, k - 1, 0.1, rho / 0.1) == pytest.approx(expected)
+
+
+def test_finite_queue_with_a_large_room_is_the_mmc_queue() -> None:
+    """With room for hundreds, nobody is turned away and the p95 sojourn is Erlang C's."""
+    assert q.finite_blocking(8, 400, 0.020, 300.0) < 1e-12
+    assert q.finite_sojourn_p95_s(8, 400, 0.020, 300.0) == pytest.approx(
+        q.sojourn_p95_s(8, 0.020, 300.0), rel=1e-6
+    )
+
+
+def test_finite_blocking_break_of_the_accuracy_benchmark() -> None:
+    """M/M/8/16 at 20 ms reaches a 1% error rate at 7.57X of 40 req/s (benchmarks/accuracy.py)."""
+    rate = q.finite_blocking_break_rate(8, 8, 0.020, 0.01)
+    assert q.finite_blocking(8, 8, 0.020, rate) == pytest.approx(0.01)
+    assert round(rate / 40, 2) == 7.57
+    with pytest.raises(ValueError):
+        q.finite_blocking_break_rate(8, 8, 0.020, 0.0)
+
+
+def _simulate_finite(c: int, max_queue: int, service_s: float, rate: float) -> tuple[float, float]:
+    """A tiny seeded FCFS simulation: (blocked fraction, p95 sojourn of accepted requests)."""
+    rng = random.Random(11)
+    t, free_at, blocked, sojourns = 0.0, [0.0] * c, 0, []
+    waiting: list[float] = []  # start times of accepted requests not yet served
+    for _ in range(60_000):
+        t += rng.expovariate(rate)
+        in_system = sum(1 for f in free_at if f > t) + sum(1 for s in waiting if s > t)
+        waiting = [s for s in waiting if s > t]
+        if in_system >= c + max_queue:
+            blocked += 1
+            continue
+        server = min(range(c), key=lambda i: free_at[i])
+        start = max(t, free_at[server])
+        free_at[server] = start + rng.expovariate(1 / service_s)
+        if start > t:
+            waiting.append(start)
+        sojourns.append(free_at[server] - t)
+    return blocked / 60_000, float(np.percentile(sojourns[1000:], 95))
+
+
+def test_finite_queue_matches_simulation() -> None:
+    """Blocking and p95 sojourn of M/M/2/4 agree with a discrete-event simulation."""
+    c, max_queue, service_s, rate = 2, 2, 0.1, 18.0
+    blocked, p95 = _simulate_finite(c, max_queue, service_s, rate)
+    assert q.finite_blocking(c, max_queue, service_s, rate) == pytest.approx(blocked, rel=0.05)
+    assert q.finite_sojourn_p95_s(c, max_queue, service_s, rate) == pytest.approx(p95, rel=0.04)

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,13 +28,15 @@ BASE_RPS = 40.0
 SLOS = {"s0": Slo(250.0)}
 
 
-def make_seg(name: str, p95_ms: float, offered_rps: float, completion: float = 1.0) -> SegmentStep:
+def make_seg(
+    name: str, p95_ms: float, offered_rps: float, completion: float = 1.0, errors: int = 0
+) -> SegmentStep:
     """One segment's measurements with p95 set and empty histograms."""
     requests = max(int(offered_rps * 20), 200)
     return SegmentStep(
         segment=name,
         requests=requests,
-        errors={},
+        errors={"http_5xx": errors} if errors else {},
         offered_rps=offered_rps,
         completed_rps=offered_rps * completion,
         p50_ms=p95_ms / 3,
@@ -90,17 +93,44 @@ def curve_oracle(
 
 
 def erlang_oracle(
-    *, sigma: float = 0.0, seed: int = 0, bound_from: float = math.inf, segments: int = 1
+    *,
+    sigma: float = 0.0,
+    seed: int = 0,
+    bound_from: float = math.inf,
+    segments: int = 1,
+    added_ms: float = 0.0,
+    spread_ms: float = 0.0,
 ) -> Oracle:
-    """DESIGN §6's M/M/c target (c=8, S=20 ms, 1X = 40 req/s)."""
+    """DESIGN §6's M/M/c target (c=8, S=20 ms, 1X = 40 req/s), plus constant network time."""
     return curve_oracle(
-        lambda m: q.sojourn_p95_s(8, 0.020, BASE_RPS * m) * 1000,
+        lambda m: q.sojourn_p95_s(8, 0.020, BASE_RPS * m) * 1000 + added_ms,
         400.0,
         segments=segments,
         sigma=sigma,
         seed=seed,
         bound_from=bound_from,
+        spread_ms=spread_ms,
     )
+
+
+def blocking_oracle(*, sigma: float = 0.0, seed: int = 0, max_queue: int = 8) -> Oracle:
+    """The benchmark's error targets: 8 workers, S = 20 ms, at most max_queue waiting and 503
+    beyond (M/M/8/16 by default; max_queue=0 is the Erlang B loss system).
+
+    Errors are binomial over a 20 s hold of arrivals; p95 (of accepted requests, at most about
+    70 ms) carries lognormal noise. The truth is where blocking reaches the 1% error SLO.
+    """
+    rng = np.random.default_rng(seed)
+
+    def oracle(m: float) -> StepResult:
+        rate = BASE_RPS * m
+        requests = max(int(rate * 20), 200)
+        errors = int(rng.binomial(requests, q.finite_blocking(8, max_queue, 0.020, rate)))
+        p95 = q.finite_sojourn_p95_s(8, max_queue, 0.020, rate) * 1000
+        p95 *= math.exp(sigma * rng.normal())
+        return make_step(m, [make_seg("s0", p95, rate, errors=errors)])
+
+    return oracle
 
 
 def final_bracket(results: list[StepResult], name: str = "s0") -> tuple[float, float]:
@@ -136,15 +166,18 @@ def test_locates_erlang_break_to_5_percent_within_60_percent_of_linear_ramp() ->
 
 
 def test_refinement_runs_repeats_with_refine_phases() -> None:
-    """Interior levels run refine_repeats times: first as 'refine', then as 'repeat'."""
+    """Interior levels are held in full, first as 'refine', then as 'repeat'; one is repeated."""
     plan = Plan("open", BASE_RPS, refine_levels=2, refine_repeats=2)
     steps = simulate(plan, SLOS, erlang_oracle())
     refine = [s.multiplier for s in steps if s.phase == "refine"]
-    assert len(refine) == 2
+    assert 1 <= len(refine) <= plan.refine_levels
+    repeated = 0
     for m in refine:
         runs = [s for s in steps if same_level(s.multiplier, m)]
-        assert [s.phase for s in runs] == ["refine", "repeat"]
+        assert [s.phase for s in runs] in (["refine"], ["refine", "repeat"])
         assert all(s.hold_s == plan.hold_s for s in runs)
+        repeated += len(runs) == 2
+    assert repeated >= 1
 
 
 def test_shared_bracket_is_refined_once() -> None:
@@ -152,7 +185,7 @@ def test_shared_bracket_is_refined_once() -> None:
     plan = Plan("open", BASE_RPS)
     slos = {"s0": Slo(250.0), "s1": Slo(250.0)}
     steps = simulate(plan, slos, erlang_oracle(segments=2))
-    assert len([s for s in steps if s.phase == "refine"]) == plan.refine_levels
+    assert 1 <= len([s for s in steps if s.phase == "refine"]) <= plan.refine_levels
 
 
 def test_generator_bound_step_ends_the_walk() -> None:
@@ -186,7 +219,7 @@ def test_describe_policy_names_ramp_and_refinement() -> None:
     text = describe_policy(Plan("open", BASE_RPS, max_multiplier=15))
     assert "1X, 2X, 3X" in text
     assert "15X" in text
-    assert "refinement: 2 levels" in text
+    assert "refinement: up to 2 levels" in text
 
 
 def test_linear_ramp_reference_time() -> None:
@@ -257,3 +290,165 @@ def test_policy_terminates_within_cap_and_refines_inside_brackets(
     else:
         raise AssertionError("the search did not terminate")
     assert search.next_step(done) is None  # and stays over
+
+
+# --- efficiency and accuracy on the accuracy benchmark's targets (DESIGN §10) -------------------
+
+ERRORS_SLO = {"s0": Slo(250.0, 0.01)}
+BENCH_PLAN = Plan("open", BASE_RPS, max_multiplier=12)  # benchmarks/accuracy.py's plan
+# Noise flips verdicts at levels close to the truth, so a final bracket may miss it by a little;
+# its width must still be within DESIGN's 5%. How close: p95 noise of 5% against a p95 curve
+# that steep, or the Poisson noise of ~30 errors (20 s at ~156 req/s, 1%) against Erlang B's
+# blocking, which grows only ~5x as fast as the load there.
+BENCH_CASES = {
+    # case: (oracle for a seed, truth in X, how far a final bracket may miss it)
+    "plain": (
+        lambda seed: erlang_oracle(sigma=0.05, seed=seed),
+        q.break_rate(8, 0.020, 250.0) / BASE_RPS,
+        0.015,
+    ),
+    "network": (
+        lambda seed: erlang_oracle(sigma=0.05, seed=seed, added_ms=100.0),
+        q.break_rate(8, 0.020, 250.0, added_ms=100.0) / BASE_RPS,
+        0.015,
+    ),
+    "errors_mmc16": (
+        lambda seed: blocking_oracle(sigma=0.05, seed=seed),
+        q.finite_blocking_break_rate(8, 8, 0.020, 0.01) / BASE_RPS,
+        0.015,
+    ),
+    "errors_erlang_b": (
+        lambda seed: blocking_oracle(sigma=0.05, seed=seed, max_queue=0),
+        q.finite_blocking_break_rate(8, 0, 0.020, 0.01) / BASE_RPS,
+        0.03,
+    ),
+}
+
+
+def bench_ramp_s(truth: float, plan: Plan) -> float:
+    """benchmarks/accuracy.py's reference: full steps of 5% of the truth from 1X up to it."""
+    return (math.ceil((truth - 1.0) / (0.05 * truth) - 1e-9) + 1) * (plan.warmup_s + plan.hold_s)
+
+
+def load_time(results: list[StepResult]) -> float:
+    return load_time_s(
+        [PlannedStep(r.multiplier, r.phase, r.warmup_s, r.measured_s) for r in results]
+    )
+
+
+def assert_located(
+    results: list[StepResult], name: str, slo: Slo, truth: float, tolerance: float = 0.015
+) -> None:
+    low, high = bracket(measured_levels(results, name, slo))
+    assert low is not None and high is not None, name
+    assert (high - low) / truth <= 0.05, (name, low, high, truth)
+    assert low / (1 + tolerance) < truth < high * (1 + tolerance), (name, low, high)
+
+
+@pytest.mark.parametrize("case", sorted(BENCH_CASES))
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_benchmark_targets_located_to_5_percent_in_at_most_52_percent_of_the_ramp(
+    case: str, seed: int
+) -> None:
+    """M/M/8 (9.68X), M/M/8 + 100 ms (9.43X), M/M/8/16 and M/M/8/8 breaking by errors (7.57X,
+    3.91X), 5% p95 noise: bracketed to 5% in at most 52% of the benchmark's linear ramp at
+    default steps (DESIGN §10 asks for 60%; the policy before this took up to 57%)."""
+    make_oracle, truth, tolerance = BENCH_CASES[case]
+    results = simulate_results(BENCH_PLAN, ERRORS_SLO, make_oracle(seed))
+    assert_located(results, "s0", ERRORS_SLO["s0"], truth, tolerance)
+    assert load_time(results) <= 0.52 * bench_ramp_s(truth, BENCH_PLAN)
+
+
+def test_four_segments_with_distinct_breaks_cost_at_most_62_percent_on_average() -> None:
+    """0/50/100/150 ms added (9.68X to 9.02X), 5% noise: every break bracketed to 5%, and the
+    whole search in at most 62% of one linear ramp on average (0.66 before this policy)."""
+    plan = Plan("open", BASE_RPS)
+    added = (0.0, 50.0, 100.0, 150.0)
+    slos = {f"s{j}": Slo(250.0) for j in range(len(added))}
+    ratios = []
+    for seed in range(8):
+        results = simulate_results(
+            plan, slos, erlang_oracle(sigma=0.05, seed=seed, segments=4, spread_ms=50.0)
+        )
+        for j, extra in enumerate(added):
+            truth = q.break_rate(8, 0.020, 250.0, added_ms=extra) / BASE_RPS
+            assert_located(results, f"s{j}", slos[f"s{j}"], truth)
+        ratios.append(load_time(results) / linear_ramp_load_time_s(plan))
+    assert float(np.mean(ratios)) <= 0.62
+
+
+@pytest.mark.parametrize("low", [7.0, 8.0, 9.0])
+@pytest.mark.parametrize("seed", range(6))
+def test_two_levels_close_a_walk_bracket_whatever_the_verdicts(low: float, seed: int) -> None:
+    """Inside [low, low + 1] every run's verdict is a coin flip (p95 240 or 260 ms against 250):
+    verdicts turn on repeats and even contradict each other, yet the two refinement levels
+    leave a final bracket at most 5% wide."""
+    rng = np.random.default_rng(seed)
+
+    def oracle(m: float) -> StepResult:
+        if m <= low + 1e-9:
+            p95 = 100.0
+        elif m >= low + 1 - 1e-9:
+            p95 = 1000.0
+        else:
+            p95 = 260.0 if rng.random() < 0.5 else 240.0
+        return make_step(m, [make_seg("s0", p95, BASE_RPS * m)])
+
+    plan = Plan("open", BASE_RPS)
+    results = simulate_results(plan, SLOS, oracle)
+    low_end, high_end = final_bracket(results)
+    assert low <= low_end < high_end <= low + 1
+    assert high_end / low_end - 1 <= 0.05 + 1e-6
+    assert len([r for r in results if r.phase == "refine"]) <= plan.refine_levels
+
+
+def test_flat_p95_near_the_slo_is_scouted_despite_noise() -> None:
+    """A segment whose p95 is mostly a constant network floor (200 ms of a 250 ms SLO) and wobbles
+    by noise is not approaching its break: the walk scouts it (the growth of p95 itself, 195 to
+    212 ms, would have predicted 230 ms and held every other level in full)."""
+    wobble = {1.0: 200.0, 2.0: 195.0, 3.0: 212.0, 4.0: 195.0, 5.0: 212.0, 6.0: 195.0}
+    plan = Plan("open", BASE_RPS, max_multiplier=6)
+    steps = simulate(plan, SLOS, curve_oracle(lambda m: wobble[m], math.inf))
+    assert [s.multiplier for s in steps] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert [s.hold_s == plan.hold_s for s in steps] == [True] + [False] * 5
+
+
+def test_growth_above_a_network_floor_holds_the_break_in_full() -> None:
+    """With 100 ms of network time the queueing part still grows ahead of the break: 10X, where
+    it fails, is held in full (9X too: the fit puts the break near); 2X to 8X are scouts."""
+    plan = Plan("open", BASE_RPS, max_multiplier=12)
+    steps = simulate(plan, SLOS, erlang_oracle(added_ms=100.0))
+    walk = [s for s in steps if s.phase == "ramp"]
+    assert [s.multiplier for s in walk] == [float(m) for m in range(1, 11)]
+    assert [s.hold_s == plan.hold_s for s in walk[:8]] == [True] + [False] * 7
+    assert walk[-1].hold_s == plan.hold_s
+
+
+def test_repeats_stop_once_the_majority_is_settled() -> None:
+    """With refine_repeats=3 a level whose first two runs agree is not run a third time."""
+    plan = Plan("open", BASE_RPS, refine_repeats=3)
+    steps = simulate(plan, SLOS, erlang_oracle())
+    runs: dict[float, int] = {}
+    for s in steps:
+        key = next((k for k in runs if same_level(k, s.multiplier)), s.multiplier)
+        runs[key] = runs.get(key, 0) + 1
+    assert max(runs.values()) == 2
+
+
+def test_error_rate_near_its_slo_is_not_decisive() -> None:
+    """A bracket end passing with 0.9% errors against a 1% SLO is repeated, however low its p95."""
+    plan = Plan("open", BASE_RPS, max_multiplier=4, refine_levels=0)
+
+    def oracle(m: float) -> StepResult:
+        rate = BASE_RPS * m
+        errors = {3.0: 0.009, 4.0: 0.05}.get(m, 0.0)
+        return make_step(m, [make_seg("s0", 60.0, rate, errors=round(errors * rate * 20))])
+
+    steps = simulate(plan, ERRORS_SLO, oracle)
+    assert [(s.multiplier, s.phase) for s in steps] == [
+        (1.0, "ramp"),
+        (2.0, "ramp"),
+        (3.0, "ramp"),
+        (4.0, "ramp"),
+        (3.0, "repeat"),
+    ]
