@@ -50,7 +50,7 @@ from . import lsq
 from .config import Plan, same_level
 from .criteria import SegmentVerdict, is_saturated, judge, system_saturation
 from .profiles import Profile, Slo
-from .results import SegmentStep, StepResult
+from .results import SegmentStep, StepResult, merge_encoded, percentiles_ms
 
 Label = Literal["bracketed", "extrapolated", "not_reached"]
 Criterion = Literal["latency", "errors", "saturation"]
@@ -290,7 +290,9 @@ def _level(group: Sequence[_Obs], slo: Slo) -> Level:
     passed = 2 * len(failing) < len(group)
     if 2 * len(failing) == len(group):
         if criterion == "latency":
-            passed = median_p95 is not None and median_p95 <= slo.p95_ms
+            pooled_p95 = _pooled_p95(group)
+            tie_p95 = pooled_p95 if pooled_p95 is not None else median_p95
+            passed = tie_p95 is not None and tie_p95 <= slo.p95_ms
         elif criterion == "errors":
             passed = pooled <= slo.error_rate and not any(
                 o.verdict.criterion == "latency" for o in group if o.verdict.passed is False
@@ -315,6 +317,17 @@ def _level(group: Sequence[_Obs], slo: Slo) -> Level:
         steps=tuple(o.step for o in group),
         age_s=min(o.age_s for o in group),
     )
+
+
+def _pooled_p95(group: Sequence[_Obs]) -> float | None:
+    """The p95 of every repeat's requests together (their histograms merged); None if any lacks one.
+
+    With two repeats the median is their mean, and a short scout would weigh as much as a full
+    step: merging weighs every request alike.
+    """
+    if len(group) < 2 or not all(o.seg.histogram for o in group):
+        return None
+    return percentiles_ms(merge_encoded(o.seg.histogram for o in group))["p95_ms"]
 
 
 def measured_levels(steps: Sequence[StepResult], name: str, slo: Slo) -> tuple[Level, ...]:

@@ -522,3 +522,30 @@ def test_summary_segments_follow_the_contract() -> None:
     assert entry["break"]["label"] == "bracketed"
     assert entry["break"]["criterion"] == "latency"
     assert entry["first_fail_multiplier"] == 9.8
+
+
+def test_a_latency_tie_is_decided_by_every_request_of_the_repeats() -> None:
+    """Two runs of 8X split over the SLO: a short run of 100 requests at 400 ms and a full one
+    of 3,000 at 200 ms. Their median p95 (300 ms) fails; all their requests together pass."""
+    from breakpoint.model import measured_levels
+    from breakpoint.results import encode_histogram, new_histogram
+
+    def seg_with(p95_ms: float, count: int) -> SegmentStep:
+        hist = new_histogram()
+        for i in range(count):
+            # 90% well under, 10% at the p95: the p95 of the run is p95_ms.
+            hist.record_value(int((p95_ms if i % 10 == 0 else p95_ms / 4) * 1000))
+        base = make_seg("s0", p95_ms, BASE_RPS * 8)
+        return replace(base, requests=count, histogram=encode_histogram(hist))
+
+    steps = [
+        make_step(i, m, [make_seg("s0", 60.0 * m, BASE_RPS * m)]) for i, m in enumerate([6, 7])
+    ]
+    steps += [
+        make_step(2, 8, [seg_with(400.0, 100)], phase="refine"),
+        make_step(3, 8, [seg_with(200.0, 3000)], phase="repeat"),
+    ]
+    (level,) = [lv for lv in measured_levels(steps, "s0", Slo(250.0, 0.01)) if lv.multiplier == 8]
+    assert (level.repeats, level.failed) == (2, 1)
+    assert level.p95_median_ms == pytest.approx(300.0, rel=0.01)
+    assert level.passed
