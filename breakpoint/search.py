@@ -22,7 +22,10 @@ Policy (deterministic given the results, so a run can be replayed and the plan p
    that two levels straddle the break. Each level stays where the levels left can still cut the
    bracket into cells of at most RESOLUTION whatever the verdicts, even one turned by a repeat
    (_closing_zones; [7X, 8X] needs 4.55%, still within GOAL); refinement stops once every
-   segment of the bracket is located that finely.
+   segment of the bracket is located that finely. Before anything else, a passing end seen only
+   as a scout is held in full: a short step next to saturation ends before the queue has filled
+   (model.relaxation_s) and passes levels that fail in steady state (a real M/M/8 run passed
+   10X, 0.5% over capacity, in a 2 s + 5 s scout).
 3. **Repeat** the levels that end a segment's final bracket (interior first, least decisive first,
    then walk levels) to plan.refine_repeats runs, unless their verdict is decisive (p95 a factor
    DECISIVE from the SLO, errors a factor ERROR_DECISIVE from the error SLO, or clearly saturated)
@@ -41,10 +44,13 @@ counts over a 20 s hold, 20 seeds, plan defaults (5 s + 20 s steps, scouts 2 s +
 over a linear ramp of full steps at 5% of the true break from 1X up to it, as
 benchmarks/accuracy.py counts it; mean (max), the policy before this one first:
 
-    M/M/8, 20 ms, break 9.68X              0.50 (0.55) -> 0.39 (0.44)
-    the same + 100 ms network, 9.43X       0.54 (0.57) -> 0.47 (0.52)
-    M/M/8/16, 1% errors, 7.57X             0.48 (0.50) -> 0.46 (0.55)
-    M/M/8/8 (Erlang B), 1% errors, 3.91X   0.46 (0.51) -> 0.43 (0.51)
+    M/M/8, 20 ms, break 9.68X              0.50 (0.55) -> 0.43 (0.44)
+    the same + 100 ms network, 9.43X       0.54 (0.57) -> 0.50 (0.54)
+    M/M/8/16, 1% errors, 7.57X             0.48 (0.50) -> 0.48 (0.55)
+    M/M/8/8 (Erlang B), 1% errors, 3.91X   0.46 (0.51) -> 0.47 (0.58)
+
+(holding a scouted passing end in full costs 0.03-0.05 of these; without it 0.39, 0.47, 0.46,
+0.43).
 
 Every final bracket is at most 5% wide and within 1.5% of the truth (3% for Erlang B, whose
 blocking grows only ~5x as fast as the load: error noise flips verdicts that close to it); before,
@@ -52,7 +58,7 @@ a flipped level left brackets up to 9% wide in 6 of 20 M/M/8/16 runs and 1 of 20
 time. Brackets are no longer narrower than needed: the M/M/8 ones are 4% wide where they were 2%
 (the simulated analysis estimate moves from 0.1% to 0.3% off on average). Four segments with
 distinct breaks (0/50/100/150 ms added, 9.68X to 9.02X, against linear_ramp_load_time_s) take
-0.60 on average (0.69 before), up to 0.81: the 150 ms segment breaks right at the walk level 9X,
+0.62 on average (0.69 before), up to 0.72: the 150 ms segment breaks right at the walk level 9X,
 whose verdict then needs a repeat and, when it fails, a bracket of its own below it.
 
 Refinement steps are held in full and use phases "refine" (first run) and "repeat".
@@ -240,6 +246,12 @@ class Search:
             and not same_level(s.multiplier, br.low)
             and not same_level(s.multiplier, br.high)
         )
+        # A walk level that passed only as a scout says little next to a break: a short step
+        # near saturation ends before the queue has filled (model.relaxation_s: about 6 s at
+        # 96% of capacity), so it passes levels that fail in steady state. Hold the bracket's
+        # passing end in full before refining above it.
+        if br.low < bound_at and not self._held_in_full(done, br.low):
+            return self._full(br.low, "repeat")
         if not interior:
             # Confirm a bracket end whose verdict is marginal before refining inside it: if the
             # verdict turns, the bracket moves and interior levels here would be wasted.
@@ -255,6 +267,15 @@ class Search:
             if level is not None and not any(same_level(level, m) for m in interior):
                 return self._full(level, "refine")
         return self._next_repeat(done, br, interior, bound_at)
+
+    def _held_in_full(self, done: Sequence[StepResult], level: float) -> bool:
+        """Has this level run at least once with the plan's full warm-up (not as a scout)?"""
+        return any(
+            same_level(s.multiplier, level)
+            and not s.generator.bound
+            and s.warmup_s >= self.plan.warmup_s * (1 - 1e-6)
+            for s in done
+        )
 
     def _next_repeat(
         self, done: Sequence[StepResult], br: _Bracket, interior: list[float], bound_at: float

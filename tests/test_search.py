@@ -139,6 +139,24 @@ def final_bracket(results: list[StepResult], name: str = "s0") -> tuple[float, f
     return low, high
 
 
+def test_a_passing_end_seen_only_as_a_scout_is_held_in_full_before_refining() -> None:
+    """10X passes as a 2 s + 8 s scout (the queue had no time to fill) and 12X fails: before
+    any level inside (10X, 12X), 10X runs again with the plan's full warm-up and hold."""
+    plan = Plan("open", BASE_RPS, max_multiplier=12)
+    slos = {"s0": Slo(250.0, 0.01)}
+
+    def oracle(m: float) -> StepResult:
+        return make_step(m, [make_seg("s0", 60.0 if m <= 10 else 900.0, BASE_RPS * m)])
+
+    results = simulate_results(plan, slos, oracle, max_steps=14)
+    walk = [r for r in results if r.phase in ("ramp", "beyond")]
+    assert [r.multiplier for r in walk][-2:] == [10.0, 12.0]
+    ten = [r for r in walk if r.multiplier == 10.0][0]
+    assert ten.warmup_s < plan.warmup_s  # it was a scout
+    after = results[len(walk)]
+    assert (after.multiplier, after.phase, after.warmup_s) == (10.0, "repeat", plan.warmup_s)
+
+
 def test_first_step_is_1x_in_full_then_scouts_far_from_the_break() -> None:
     """The walk starts at 1X with the plan's hold and shortens holds while p95 stays flat."""
     plan = Plan("open", BASE_RPS)
@@ -347,16 +365,16 @@ def assert_located(
 
 @pytest.mark.parametrize("case", sorted(BENCH_CASES))
 @pytest.mark.parametrize("seed", range(1, 7))
-def test_benchmark_targets_located_to_5_percent_in_at_most_52_percent_of_the_ramp(
+def test_benchmark_targets_located_to_5_percent_in_at_most_58_percent_of_the_ramp(
     case: str, seed: int
 ) -> None:
     """M/M/8 (9.68X), M/M/8 + 100 ms (9.43X), M/M/8/16 and M/M/8/8 breaking by errors (7.57X,
-    3.91X), 5% p95 noise: bracketed to 5% in at most 52% of the benchmark's linear ramp at
-    default steps (DESIGN §10 asks for 60%; the policy before this took up to 57%)."""
+    3.91X), 5% p95 noise: bracketed to 5% in at most 58% of the benchmark's linear ramp at
+    default steps (DESIGN §10 asks for 60%), the bracket's passing end held in full included."""
     make_oracle, truth, tolerance = BENCH_CASES[case]
     results = simulate_results(BENCH_PLAN, ERRORS_SLO, make_oracle(seed))
     assert_located(results, "s0", ERRORS_SLO["s0"], truth, tolerance)
-    assert load_time(results) <= 0.52 * bench_ramp_s(truth, BENCH_PLAN)
+    assert load_time(results) <= 0.58 * bench_ramp_s(truth, BENCH_PLAN)
 
 
 def test_four_segments_with_distinct_breaks_cost_at_most_62_percent_on_average() -> None:
