@@ -151,7 +151,7 @@ def test_a_passing_end_seen_only_as_a_scout_is_held_in_full_before_refining() ->
     results = simulate_results(plan, slos, oracle, max_steps=14)
     walk = [r for r in results if r.phase in ("ramp", "beyond")]
     assert [r.multiplier for r in walk][-2:] == [10.0, 12.0]
-    ten = [r for r in walk if r.multiplier == 10.0][0]
+    ten = next(r for r in walk if r.multiplier == 10.0)
     assert ten.warmup_s < plan.warmup_s  # it was a scout
     after = results[len(walk)]
     assert (after.multiplier, after.phase, after.warmup_s) == (10.0, "repeat", plan.warmup_s)
