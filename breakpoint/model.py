@@ -24,10 +24,12 @@ analysis falls back to interpolation or the bracket; it never raises.
 Intervals are honest about the bracket itself: its ends are noisy verdicts, so an interval may
 reach past them to the neighbouring measured levels when the noise says so (a pass by a hair);
 a pass measured before the queue could settle (relaxation_s) is flagged (not_steady) and the
-interval reaches down to the level below. Error breaks are placed by a Poisson fit of the error
-rate over the steps around the bracket, against the load each window really received (arrivals
-counted, not the planned level), with the variance scaled by the overdispersion that bursts of
-errors show, and Fieller's interval for the crossing.
+break is placed from the settled level below it instead, by interpolation (the transient pulled
+the fit). Error breaks are placed by a Poisson fit of the error rate over the steps around the
+bracket, against the load each window really received (arrivals counted, not the planned
+level), with the variance scaled by the overdispersion that bursts of errors show, and
+Fieller's interval for the crossing; the fit, which weighs every step, may place the break
+beyond a bracket end decided by one level's noisy count, up to the next measured level.
 
 Warning kinds: generator_bound, few_samples, partial_step, non_monotone, fails_at_lowest_step,
 stopped_before_cap, no_repeats, fit_degenerate, fit_unidentified, fit_poor, fit_disagrees,
@@ -1250,7 +1252,7 @@ def _bracketed(
         e0, e1 = passing.error_rate, fail.error_rate
         efit = _fit_errors(obs, slo.error_rate, m0 / ERROR_WINDOW, m1 * ERROR_WINDOW, baseline)
         if efit is not None:
-            at = min(max(efit.estimate, m0), m1)
+            at = min(max(efit.estimate, below), above)
             spread = f", overdispersion x{efit.dispersion:.1f}" if efit.dispersion > 1 else ""
             return Break(
                 at,
@@ -1279,23 +1281,35 @@ def _bracketed(
         if est is None:
             est, method = math.sqrt(m0 * m1), f"middle of the bracket ({span})"
         return Break(_clip(est, m0, m1), m0, m1, "bracketed", "saturation", method), None
-    interp = _log_interp(m0, passing.p95_median_ms, m1, fail.p95_median_ms, slo.p95_ms)
-    fit_est = sfit.estimate
     unsteady, tau = _unsteady_pass(passing, sfit, baseline)
     if unsteady:
+        # A pass measured before the queue could fill is no evidence that the level holds: the
+        # bracket's steady passing end is the highest level below that settled (or the lowest).
         notes.append(
             QualityWarning(
                 "not_steady",
                 f"at {m0:g}X the queue needs about {tau:.0f} s to settle but the step was "
                 f"measured after {passing.age_s:.0f} s under load (warm-up + half the hold): "
-                f"its pass may be a transient, so the interval reaches down to {below:g}X; "
-                f"hold steps near the break longer (warm-up of at least {2 * tau:.0f} s)",
+                "its pass may be a transient, so the break is placed from the settled level "
+                f"below ({below:g}X); hold steps near the break longer (warm-up of at least "
+                f"{2 * tau:.0f} s)",
                 name,
                 passing.steps[0],
             )
         )
+        lower = [lv for lv in levels if lv.multiplier < m0 and not same_level(lv.multiplier, m0)]
+        while lower:
+            passing = lower.pop()
+            if not _unsteady_pass(passing, sfit, baseline)[0]:
+                break
+        m0 = passing.multiplier
+        span = f"{m0:g}X-{m1:g}X"
+        below, above = _reach(levels, m0, m1)
+    interp = _log_interp(m0, passing.p95_median_ms, m1, fail.p95_median_ms, slo.p95_ms)
+    fit_est = sfit.estimate
     usable_fit = (
         fit_est is not None
+        and not unsteady  # the transient pass pulled the fit: the measurements decide
         and m0 <= fit_est <= m1
         and _agrees_locally(sfit, (passing, fail), noise, name)
     )
@@ -1306,7 +1320,6 @@ def _bracketed(
         # The bootstrap only knows the noise, not whether the curve's form is right: the
         # interpolation is a second opinion on where the crossing is, so cover it too.
         second = [fit_est] if interp is None else [fit_est, interp]
-        low = below if unsteady else low
         return Break(
             fit_est,
             min(low, *second),
@@ -1341,8 +1354,6 @@ def _bracketed(
         high = min(high_i, above) if high_i is not None else m1
         if fit_est is not None and m0 <= fit_est <= m1:
             low, high = min(low, fit_est), max(high, fit_est)  # the fit's second opinion
-    if unsteady:
-        low = below
     return Break(est, min(low, est), max(high, est), "bracketed", "latency", method), interp
 
 
