@@ -989,6 +989,7 @@ def _estimate_break(
     sfit: _SegmentFit,
     noise: _Noise,
     plan: Plan,
+    ceiling: float,
     rng: np.random.Generator,
     boot: int,
     notes: list[QualityWarning],
@@ -1039,6 +1040,7 @@ def _estimate_break(
             obs,
             noise,
             plan.baseline,
+            ceiling,
             rng,
             boot,
             notes,
@@ -1130,12 +1132,19 @@ def relaxation_s(load: float, capacity: float) -> float:
     return 1.0 / (capacity * (1 - math.sqrt(load / capacity)) ** 2)
 
 
-def _unsteady_pass(passing: Level, sfit: _SegmentFit, baseline: float) -> tuple[bool, float]:
-    """Was the passing end measured before the queue could settle? (and its relaxation time)"""
-    cap = sfit.summary.params.get("L") if sfit.summary.ok else None
-    if cap is None or not math.isfinite(passing.age_s):
+def _unsteady_pass(
+    passing: Level, sfit: _SegmentFit, baseline: float, ceiling: float
+) -> tuple[bool, float]:
+    """Was the passing end measured before the queue could settle? (and its relaxation time)
+
+    The capacity is the lower of the fitted L and the ceiling: the throughput the target
+    completed while overloaded. A transient pass drags the fitted L up (L must exceed every
+    level that passed), the ceiling is what the target really did.
+    """
+    caps = [c for c in (sfit.summary.params.get("L") if sfit.summary.ok else None, ceiling) if c]
+    if not caps or not math.isfinite(passing.age_s):
         return False, 0.0
-    tau = relaxation_s(passing.multiplier * baseline, float(cap))
+    tau = relaxation_s(passing.multiplier * baseline, float(min(caps)))
     return passing.age_s < SETTLE_RELAXATIONS * tau, tau
 
 
@@ -1239,6 +1248,7 @@ def _bracketed(
     obs: Sequence[_Obs],
     noise: _Noise,
     baseline: float,
+    ceiling: float,
     rng: np.random.Generator,
     boot: int,
     notes: list[QualityWarning],
@@ -1281,27 +1291,37 @@ def _bracketed(
         if est is None:
             est, method = math.sqrt(m0 * m1), f"middle of the bracket ({span})"
         return Break(_clip(est, m0, m1), m0, m1, "bracketed", "saturation", method), None
-    unsteady, tau = _unsteady_pass(passing, sfit, baseline)
+    unsteady, tau = _unsteady_pass(passing, sfit, baseline, ceiling)
     if unsteady:
         # A pass measured before the queue could fill is no evidence that the level holds: the
         # bracket's steady passing end is the highest level below that settled (or the lowest).
-        notes.append(
-            QualityWarning(
-                "not_steady",
-                f"at {m0:g}X the queue needs about {tau:.0f} s to settle but the step was "
-                f"measured after {passing.age_s:.0f} s under load (warm-up + half the hold): "
-                "its pass may be a transient, so the break is placed from the settled level "
-                f"below ({below:g}X); hold steps near the break longer (warm-up of at least "
-                f"{2 * tau:.0f} s)",
-                name,
-                passing.steps[0],
+        if math.isinf(tau):
+            why = (
+                f"at {m0:g}X the load is at or above the capacity the target showed (its queue "
+                "never settles): its pass is a transient"
             )
-        )
+        else:
+            why = (
+                f"at {m0:g}X the queue needs about {tau:.0f} s to settle but the step was "
+                f"measured after {passing.age_s:.0f} s under load (warm-up + half the hold): its "
+                f"pass may be a transient; hold steps near the break longer (warm-up of at least "
+                f"{2 * tau:.0f} s)"
+            )
+        first_step = passing.steps[0]
         lower = [lv for lv in levels if lv.multiplier < m0 and not same_level(lv.multiplier, m0)]
         while lower:
             passing = lower.pop()
-            if not _unsteady_pass(passing, sfit, baseline)[0]:
+            if not _unsteady_pass(passing, sfit, baseline, ceiling)[0]:
                 break
+        notes.append(
+            QualityWarning(
+                "not_steady",
+                f"{why}. The break is placed from the settled level below "
+                f"({passing.multiplier:g}X)",
+                name,
+                first_step,
+            )
+        )
         m0 = passing.multiplier
         span = f"{m0:g}X-{m1:g}X"
         below, above = _reach(levels, m0, m1)
@@ -1530,6 +1550,17 @@ def analyse_slos(
                 "residuals, so intervals are rough",
             )
         )
+    # What the target completed while overloaded: its capacity as measured (open model only).
+    ceiling = 0.0
+    if plan.model == "open":
+        ceiling = max(
+            (
+                sum(s.completed_rps for s in step.segments.values())
+                for step in steps
+                if not step.generator.bound and system_saturation(step)[0]
+            ),
+            default=0.0,
+        )
     if plan.model == "open":
         demonstrated = max(
             (
@@ -1566,7 +1597,7 @@ def analyse_slos(
                 )
                 break
         brk, interp = _estimate_break(
-            name, slo, lv, obs[name], fits[name], noise, plan, rng, boot, notes
+            name, slo, lv, obs[name], fits[name], noise, plan, ceiling, rng, boot, notes
         )
         last_pass, first_fail = bracket(lv)
         fail_step = None
