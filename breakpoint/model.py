@@ -1550,26 +1550,17 @@ def analyse_slos(
                 "residuals, so intervals are rough",
             )
         )
-    # What the target completed while overloaded: its capacity as measured (open model only).
-    ceiling = 0.0
+    ceiling = 0.0  # what the target completed while overloaded: its capacity as measured
     if plan.model == "open":
+        trusted = [step for step in steps if not step.generator.bound]
+
+        def completed(step: StepResult) -> float:
+            return sum(s.completed_rps for s in step.segments.values())
+
         ceiling = max(
-            (
-                sum(s.completed_rps for s in step.segments.values())
-                for step in steps
-                if not step.generator.bound and system_saturation(step)[0]
-            ),
-            default=0.0,
+            (completed(step) for step in trusted if system_saturation(step)[0]), default=0.0
         )
-    if plan.model == "open":
-        demonstrated = max(
-            (
-                sum(s.completed_rps for s in step.segments.values())
-                for step in steps
-                if not step.generator.bound
-            ),
-            default=0.0,
-        )
+        demonstrated = max((completed(step) for step in trusted), default=0.0)
         open_fit = _fit_open(obs, noise, plan.baseline, demonstrated, rng, boot, notes)
         fits = {
             name: _segment_fit_open(open_fit, name, slo, plan.baseline)
