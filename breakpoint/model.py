@@ -1368,10 +1368,14 @@ def _bracketed(
         low, high = m0, m1
     else:
         est, method = interp, f"log-linear interpolation ({span})"
-        reps = _interp_boot(passing, fail, slo.p95_ms, noise, name, rng, boot)
+        # A line that no longer rises puts the crossing beyond every level (+-inf): as far as
+        # the neighbouring levels, not back at the bracket end.
+        reps = np.clip(
+            _interp_boot(passing, fail, slo.p95_ms, noise, name, rng, boot), below, above
+        )
         low_i, high_i = _percentiles(reps) if len(reps) else (None, None)
-        low = max(low_i, below) if low_i is not None else m0
-        high = min(high_i, above) if high_i is not None else m1
+        low = low_i if low_i is not None else m0
+        high = high_i if high_i is not None else m1
         if fit_est is not None and m0 <= fit_est <= m1:
             low, high = min(low, fit_est), max(high, fit_est)  # the fit's second opinion
     return Break(est, min(low, est), max(high, est), "bracketed", "latency", method), interp
