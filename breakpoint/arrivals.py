@@ -5,7 +5,9 @@ times (exponential gaps) and, for each, the segment by traffic share, and puts a
 its *intended* start time in that segment's queue at that time. A user takes the next ticket of
 its segment and its first request is timed from the intended start, so a slow server or a busy
 pool cannot hide the tail (coordinated omission, as in wrk2). How late the scheduler itself put
-tickets out is the generator's schedule lag, a health signal.
+tickets out is the generator's schedule lag, a health signal. The schedule runs on the monotonic
+clock (a wall-clock step would bunch or starve arrivals); each ticket also carries its intended
+start as wall-clock time, which is what step windows are measured in.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from gevent.queue import Queue
 @dataclass(frozen=True)
 class Ticket:
     segment: str
-    intended: float  # epoch seconds at which this arrival should start
+    intended: float  # wall-clock (epoch) seconds at which this arrival should start
     step: int  # the step whose schedule produced it
+    window: int | None = None  # the measured window it was offered into (None: a warm-up)
+    intended_mono: float = 0.0  # the same instant on the monotonic clock (lag is measured on it)
+    issued_mono: float = 0.0  # when the scheduler queued it (monotonic)
 
 
 class ArrivalScheduler:
@@ -34,7 +39,7 @@ class ArrivalScheduler:
         shares: Mapping[str, float],
         *,
         seed: int,
-        on_issue: Callable[[str, float], None] | None = None,
+        on_issue: Callable[[str, float], int | None] | None = None,
     ) -> None:
         self._on_issue = on_issue
         self._names = list(shares)
@@ -101,21 +106,25 @@ class ArrivalScheduler:
         return self._names[-1]
 
     def _run(self) -> None:
-        next_at = time.time()
+        # Wall time = monotonic time + offset, fixed once so the schedule cannot jump.
+        offset = time.time() - time.monotonic()
+        next_at = time.monotonic()
         while True:
             rate = self._rate
             if rate <= 0:
                 gevent.sleep(0.05)
-                next_at = time.time()
+                next_at = time.monotonic()
                 continue
             next_at += self._rng.expovariate(rate)
-            delay = next_at - time.time()
+            delay = next_at - time.monotonic()
             if delay > 0:
                 gevent.sleep(delay)
-            now = time.time()
-            self.schedule_lag_s.append((now, max(0.0, now - next_at)))
+            now = time.monotonic()
+            self.schedule_lag_s.append((now + offset, max(0.0, now - next_at)))
             segment = self._pick()
             self.issued[segment] += 1
-            if self._on_issue is not None:
-                self._on_issue(segment, next_at)
-            self.queues[segment].put(Ticket(segment, next_at, self._step))
+            intended = next_at + offset
+            window = self._on_issue(segment, intended) if self._on_issue is not None else None
+            self.queues[segment].put(
+                Ticket(segment, intended, self._step, window, next_at, time.monotonic())
+            )

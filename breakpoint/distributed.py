@@ -18,7 +18,7 @@ import gevent
 
 from .arrivals import ArrivalScheduler
 from .config import PlannedStep
-from .recorder import Recorder, summarise_health
+from .recorder import Recorder, stragglers_matter
 from .results import StepResult, group_records, merge_steps
 
 MSG_STEP = "bp_step"
@@ -61,7 +61,10 @@ class RemoteSteps:
         self._closed_at: dict[int, float] = {}
         self._partial: dict[int, bool] = {}
         self._provisional: dict[int, dict[str, StepResult]] = {}
+        # (in flight, offered) iterations per segment of each worker as its window closed
+        self._in_flight: dict[int, dict[str, dict[str, tuple[int, int]]]] = {}
         self._final: dict[int, dict[str, StepResult]] = {}
+        self._merged_final: dict[int, StepResult] = {}
         self._delivered: set[int] = set()
         self._blocked_by_worker: dict[str, dict[str, int]] = {}
         self.shares: dict[str, float] = {}
@@ -114,7 +117,20 @@ class RemoteSteps:
         waiting = self._alive(index) - set(got)
         if waiting and now - self._closed_at[index] < COLLECT_TIMEOUT_S:
             return None
+        if self._stragglers(index):
+            # Slow requests of this window are still running on the workers: decide on the
+            # final results (delivered by _await_final once they finish or the drain ends).
+            return self._merged_final.get(index)
         return self._merge(index, got)
+
+    def _stragglers(self, index: int) -> bool:
+        totals: dict[str, list[int]] = {}
+        for counts in self._in_flight.get(index, {}).values():
+            for segment, (flying, offered) in counts.items():
+                total = totals.setdefault(segment, [0, 0])
+                total[0] += flying
+                total[1] += offered
+        return stragglers_matter({k: (v[0], v[1]) for k, v in totals.items()})
 
     def backlogged(self, load: float) -> bool:
         # Called every tick during a step: keep each worker's arrival rates matched to the users
@@ -180,11 +196,14 @@ class RemoteSteps:
             gevent.sleep(0.1)
         final = self._merge(index, self._final.get(index, {}))
         self._delivered.add(index)
+        self._merged_final[index] = final
         self.on_final(final)
 
     def _on_provisional(self, environment: Any, msg: Any, **_: Any) -> None:
         step = _decode(msg.data)
         self._provisional.setdefault(step.index, {})[msg.node_id] = step
+        flying = {k: (int(v[0]), int(v[1])) for k, v in msg.data.get("in_flight", {}).items()}
+        self._in_flight.setdefault(step.index, {})[msg.node_id] = flying
 
     @property
     def blocked(self) -> dict[str, int]:
@@ -255,7 +274,13 @@ class WorkerAgent:
         index, partial = int(msg.data["index"]), bool(msg.data["partial"])
         self.recorder.close_step(index, float(msg.data["end"]))
         provisional = self.recorder.result(index, final=False, partial=partial)
-        self.runner.send_message(MSG_PROVISIONAL, {"records": provisional.records()})
+        self.runner.send_message(
+            MSG_PROVISIONAL,
+            {
+                "records": provisional.records(),
+                "in_flight": self.recorder.in_flight_by_segment(index),
+            },
+        )
         gevent.spawn(self._finalise, index, partial)
 
     def _on_rates(self, environment: Any, msg: Any, **_: Any) -> None:
@@ -270,12 +295,7 @@ class WorkerAgent:
         deadline = time.time() + self.drain_timeout_s
         while self.recorder.in_flight(index) > 0 and time.time() < deadline:
             gevent.sleep(0.1)
-        final = self.recorder.result(
-            index,
-            final=True,
-            partial=partial,
-            health=summarise_health(self.recorder.health_of(index)),
-        )
+        final = self.recorder.result(index, final=True, partial=partial)
         blocked = dict(self.guard.blocked) if self.guard is not None else {}
         self.runner.send_message(MSG_FINAL, {"records": final.records(), "blocked": blocked})
         self.recorder.forget(index)

@@ -34,16 +34,18 @@ from .errors import BreakpointError, TargetError
 from .guard import HostGuard
 from .live import PlainProgress, Progress
 from .profiles import Profile, normalised_shares, profile_from_dict
-from .recorder import Recorder, summarise_health
+from .recorder import Recorder, stragglers_matter
 from .results import StepResult
 from .scenario import Scenario, load_scenario
 from .shape import ActiveStep, Controller, Policy
 from .store import RunWriter
 from .users import IterationHooks, wrap_user_classes
 
-# Wait at most this long after a step closes for its in-flight requests before the record is
-# final; requests still in flight then count as unfinished (errors).
-DRAIN_MAX_S = 15.0
+# A closed window waits for its iterations up to the longest client timeout of the run's
+# profiles plus this margin (device time, a last request started just before the deadline);
+# iterations still running then count as unfinished (timeouts).
+DRAIN_MARGIN_S = 5.0
+
 WORKER_CONNECT_TIMEOUT_S = 60.0
 
 
@@ -154,6 +156,13 @@ def _classes(
     )
 
 
+def drain_s(profiles: list[Profile] | tuple[Profile, ...], *, emulate: bool) -> float:
+    """How long a closed window waits for its iterations (see DRAIN_MARGIN_S)."""
+    timeouts = [p.network.timeout_s for p in profiles if math.isfinite(p.network.timeout_s)]
+    longest = max(timeouts) if emulate and timeouts else 10.0
+    return longest + DRAIN_MARGIN_S
+
+
 class LocalSteps:
     """The StepSource of a single-process run: the local recorder and arrival scheduler."""
 
@@ -163,14 +172,17 @@ class LocalSteps:
         scheduler: ArrivalScheduler | None,
         shares: dict[str, float],
         on_final: Callable[[StepResult], None],
+        drain_timeout_s: float = 15.0,
     ) -> None:
         self.recorder = recorder
         self.scheduler = scheduler
         self.shares = shares
         self.on_final = on_final
+        self.drain_timeout_s = drain_timeout_s
         self.stopping_now = False
         self._pending: set[int] = set()
         self._cooling: set[int] = set()
+        self._awaiting: set[int] = set()  # windows whose verdict waits for their stragglers
         self._provisional: dict[int, StepResult] = {}
         self._finals: dict[int, StepResult] = {}
 
@@ -194,13 +206,15 @@ class LocalSteps:
             # (then the decision uses the final measurements too).
             self.stop_arrivals()
             self._cooling.add(index)
+        elif stragglers_matter(self.recorder.in_flight_by_segment(index)):
+            # Slow requests of this window are still running: the load stays at this level
+            # (arrivals now belong to no window) until they finish, then the search decides.
+            self._awaiting.add(index)
 
     def provisional(self, index: int, now: float) -> StepResult | None:
-        if index in self._cooling:
-            final = self._finals.get(index)
-            if final is None:
-                return None  # _finalise waits for the drain, up to DRAIN_MAX_S
-            return final
+        if index in self._cooling or index in self._awaiting:
+            # _finalise waits for the window's iterations, up to the drain deadline.
+            return self._finals.get(index)
         return self._provisional.pop(index, None) or self._finals.get(index)
 
     def backlogged(self, load: float) -> bool:
@@ -219,17 +233,14 @@ class LocalSteps:
         return len(self._pending)
 
     def _finalise(self, index: int, partial: bool) -> None:
-        deadline = time.time() + DRAIN_MAX_S
+        deadline = time.monotonic() + self.drain_timeout_s
         while (
-            self.recorder.in_flight(index) > 0 and time.time() < deadline and not self.stopping_now
+            self.recorder.in_flight(index) > 0
+            and time.monotonic() < deadline
+            and not self.stopping_now
         ):
             gevent.sleep(0.1)
-        final = self.recorder.result(
-            index,
-            final=True,
-            partial=partial,
-            health=summarise_health(self.recorder.health_of(index)),
-        )
+        final = self.recorder.result(index, final=True, partial=partial)
         self._pending.discard(index)
         self._finals[index] = final
         self.on_final(final)
@@ -338,6 +349,7 @@ def execute(
         )
 
     recorder = Recorder(seg.names, slow_ms=settings.abort.p99_ms)
+    drain = drain_s(seg.profiles, emulate=settings.emulate)
     guard = HostGuard(settings.host, settings.allow_hosts)
     scheduler: ArrivalScheduler | None = None
     source: LocalSteps | RemoteSteps
@@ -346,7 +358,7 @@ def execute(
             seg.names,
             model=plan.model,
             on_final=on_final,
-            drain_timeout_s=DRAIN_MAX_S,
+            drain_timeout_s=drain,
             say=view.info,
         )
         source.set_shares(seg.shares)
@@ -356,7 +368,7 @@ def execute(
             scheduler = ArrivalScheduler(
                 seg.shares, seed=plan.seed, on_issue=recorder.iteration_offered
             )
-        source = LocalSteps(recorder, scheduler, seg.shares, on_final)
+        source = LocalSteps(recorder, scheduler, seg.shares, on_final, drain_timeout_s=drain)
         classes = _classes(settings, seg, recorder, scheduler, guard)
 
     controller = Controller(
@@ -423,7 +435,7 @@ def execute(
             gevent.sleep(0.2)
             _check_workers(worker_procs, view.warn)
         # Let in-flight requests of the last steps drain before stopping the users.
-        grace_until = time.time() + DRAIN_MAX_S + 6
+        grace_until = time.time() + drain + 6
         while source.pending() and time.time() < grace_until and not stopping_now[0]:
             gevent.sleep(0.1)
     finally:
@@ -448,6 +460,11 @@ def execute(
         view.run_finished(status=status, run_dir=writer.path)
         writer.update(
             blocked_hosts=_blocked(guard, source),
+            measurement={
+                "dropped_outside": recorder.dropped_outside,
+                "warmup_requests": recorder.warmup_requests,
+                "drain_s": drain,
+            },
             status=status,
             stop_reason=controller.stop_reason,
             finished_at=time.time(),
@@ -489,7 +506,7 @@ def run_worker(
         recorder,
         scheduler,
         seed=plan.seed,
-        drain_timeout_s=DRAIN_MAX_S,
+        drain_timeout_s=drain_s(seg.profiles, emulate=settings.emulate),
         collect_garbage=collect_garbage_now,
         guard=guard,
     )

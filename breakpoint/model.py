@@ -14,6 +14,8 @@ a warning instead. What we report:
   at the lowest step is also extrapolated, with the lowest step as upper bound.
 - **not_reached**: the segment held up to the cap; the multiplier is the fit's estimate of where
   it would break, or None when the curve shows no degradation.
+- **no_verdict**: no step measured the segment well enough for a verdict (too few requests, or
+  only generator-bound steps): nothing is known, and nothing says it holds.
 
 Open model: p95(lambda) = a_s + b_s / (L - lambda), lambda the total arrival rate, L shared by all
 segments (they share the server), fitted in log space weighted by repeat variance. Closed model:
@@ -50,11 +52,11 @@ from scipy import optimize, stats
 
 from . import lsq
 from .config import Plan, same_level
-from .criteria import SegmentVerdict, is_saturated, judge, system_saturation
+from .criteria import MIN_REQUESTS, SegmentVerdict, is_saturated, judge, system_saturation
 from .profiles import Profile, Slo
 from .results import SegmentStep, StepResult, merge_encoded, percentiles_ms
 
-Label = Literal["bracketed", "extrapolated", "not_reached"]
+Label = Literal["bracketed", "extrapolated", "not_reached", "no_verdict"]
 Criterion = Literal["latency", "errors", "saturation"]
 
 CONFIDENCE = 0.95
@@ -1050,7 +1052,7 @@ def _estimate_break(
     # No failing level: did the run reach the cap?
     top = levels[-1].multiplier if levels else None
     if top is None:
-        return Break(None, None, None, "not_reached", None, "no trusted steps"), None
+        return Break(None, None, None, "no_verdict", None, _no_verdict_reason(notes, name)), None
     at_cap = top >= plan.max_multiplier or same_level(top, plan.max_multiplier)
     if fit_est is not None and fit_est < top:
         fit_est = top  # it held at `top`, whatever the curve says
@@ -1102,6 +1104,21 @@ def _estimate_break(
         None,
         f"fit, where it would break beyond the last trusted step ({top:g}X)",
     ), None
+
+
+def _no_verdict_reason(notes: Sequence[QualityWarning], name: str) -> str:
+    """Why a segment has no trusted level, from the warnings that set its steps aside."""
+    few = [n for n in notes if n.kind == "few_samples" and n.segment == name]
+    bound = [n for n in notes if n.kind == "generator_bound"]
+    if few:
+        return (
+            f"no verdict: {len(few)} step(s) measured too few of its requests "
+            f"({few[-1].message.split(': ', 1)[-1]}; a verdict needs {MIN_REQUESTS}); "
+            "lengthen --hold-s or raise the baseline or its share"
+        )
+    if bound:
+        return "no verdict: every step was generator-bound (see the warnings)"
+    return "no verdict: no step measured it"
 
 
 def _reach(levels: Sequence[Level], m0: float, m1: float) -> tuple[float, float]:
@@ -1617,7 +1634,8 @@ def analyse_slos(
     broken = [
         (s.breaking.multiplier, name)
         for name, s in segments.items()
-        if s.breaking.label != "not_reached" and s.breaking.multiplier is not None
+        if s.breaking.label not in ("not_reached", "no_verdict")
+        and s.breaking.multiplier is not None
     ]
     return Analysis(
         model=plan.model,
@@ -1646,6 +1664,8 @@ def summary_segments(analysis: Analysis) -> list[dict[str, Any]]:
                 },
                 "method": b.method,
                 "last_pass_multiplier": seg.last_pass,
+                # The highest level with a trusted verdict for this segment (None: no verdict).
+                "held_to_multiplier": seg.levels[-1].multiplier if seg.levels else None,
                 "first_fail_multiplier": seg.first_fail,
                 "first_fail_step": seg.first_fail_step,
                 "fit_multiplier": seg.fit_multiplier,

@@ -4,13 +4,16 @@ Locust's own statistics round latencies to two significant figures; this listene
 `events.request` keeps exact histograms (microseconds, 3 significant digits) of the latency each
 emulated user experienced, timed from the iteration's intended start (open model), with the
 network/server/device parts, errors by kind, offered vs completed iterations and a per-second
-series. A request belongs to the step whose measured window holds its intended start; warm-up
-requests are discarded. When a step closes, a provisional result is available at once (for the
-search to decide the next step), and the final one after in-flight requests have drained.
+series. An iteration belongs to the measured window in which it was offered (its intended start),
+and so do all of its requests, whenever they finish; iterations offered during a warm-up are
+discarded. When a step closes, a provisional result is available at once, and the final one once
+every iteration of the window has finished or the drain deadline has passed (the rules are in
+docs/design.md, "Measurement rules").
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -50,13 +53,29 @@ def redact_name(name: str) -> str:
     return path + "?" + "&".join(f"{k}=*" for k in keys)
 
 
+# The generator's own limits, not the target's: a request that failed for one of these says
+# nothing about the target (the step is flagged generator-bound instead).
+_GENERATOR_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.EADDRNOTAVAIL)
+
+
 def classify_error(exception: BaseException | None, response: Any) -> str | None:
-    """Kind of failure of one request: timeout, connection, http_4xx/5xx, blocked, other."""
+    """Kind of failure of one request: timeout, connection, http_4xx/5xx, blocked, generator,
+    other. `generator` is the load generator running out of file descriptors, buffers or
+    local ports: a fault of the generator, never of the target."""
     status = getattr(response, "status_code", None) or 0
     if exception is None:
         return None if status < 400 else ("http_5xx" if status >= 500 else "http_4xx")
     name = type(exception).__name__.lower()
     text = str(exception).lower()
+    cause: BaseException | None = exception
+    for _ in range(4):  # the OSError may be wrapped (requests' ConnectionError, ...)
+        if cause is None:
+            break
+        if isinstance(cause, OSError) and cause.errno in _GENERATOR_ERRNOS:
+            return "generator"
+        cause = cause.__cause__ or cause.__context__
+    if "too many open files" in text or "cannot assign requested address" in text:
+        return "generator"
     if "blocked" in name or "hostnotallowed" in name:
         return "blocked"
     if "timeout" in name or "timed out" in text or "timeout" in text:
@@ -77,14 +96,15 @@ def classify_error(exception: BaseException | None, response: Any) -> str | None
 class _Acc:
     """Accumulated measurements of one segment in one step."""
 
-    hist: HdrHistogram = field(default_factory=new_histogram)
+    hist: HdrHistogram = field(default_factory=new_histogram)  # successful requests only
     endpoint_hist: dict[str, HdrHistogram] = field(default_factory=dict)
     endpoint_errors: dict[str, int] = field(default_factory=dict)
     endpoint_requests: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
-    requests: int = 0
-    offered: int = 0
-    finished: int = 0  # iterations due in the window that have finished (any time)
+    requests: int = 0  # completed requests, failed ones included
+    generator_errors: int = 0  # requests the generator itself could not make (not the target's)
+    offered: int = 0  # iterations offered in the window
+    finished: int = 0  # of which have finished (whenever)
     done_in_window: int = 0  # iterations that finished inside the window (throughput)
     parts_sum: dict[str, float] = field(
         default_factory=lambda: {"network": 0.0, "server": 0.0, "device": 0.0}
@@ -114,7 +134,28 @@ class _Window:
     until: float | None = None
     accs: dict[str, _Acc] = field(default_factory=dict)
     health: list[tuple[str, float]] = field(default_factory=list)
+    user_waits_s: list[float] = field(default_factory=list)  # arrivals that waited for a user
     final: bool = False
+
+
+# When more than this share of a segment's iterations are still running as its window closes
+# (and more than one), the search waits for them: the slowest requests finish last, so a
+# verdict from those already done would understate the p95.
+IN_FLIGHT_WAIT_SHARE = 0.01
+
+
+def stragglers_matter(in_flight: Mapping[str, tuple[int, int]]) -> bool:
+    """Given (in flight, offered) iterations per segment of a closed window: must its verdict
+    wait for them?"""
+    return any(
+        flying > 1 and flying > IN_FLIGHT_WAIT_SHARE * offered
+        for flying, offered in in_flight.values()
+    )
+
+
+# The context key that carries an iteration's window through its requests. Its value is the
+# window's index, or None for an iteration offered outside any measured window (warm-up).
+WINDOW_KEY = "bp_window"
 
 
 class Recorder(IterationHooks):
@@ -132,7 +173,10 @@ class Recorder(IterationHooks):
         self._clock = clock
         self._windows: dict[int, _Window] = {}
         self._open: _Window | None = None
-        self.dropped_outside = 0  # requests not in any measured window (warm-up, late)
+        # Requests of an iteration whose window was already final (or unknown) when they ended:
+        # never expected (a window waits for its iterations); reported whenever non-zero.
+        self.dropped_outside = 0
+        self.warmup_requests = 0  # requests of iterations offered during a warm-up (discarded)
         self._latest: dict[str, float] = {}
         self.last_completion_at = clock()  # wall time of the newest request (hang detection)
         self._recent: dict[int, list[int]] = {}  # wall second -> requests, errors, slow
@@ -162,12 +206,21 @@ class Recorder(IterationHooks):
             self._open = None
 
     def in_flight(self, index: int) -> int:
+        """Iterations offered in the window that have not finished yet."""
         window = self._windows.get(index)
         if window is None:
             return 0
         return sum(max(0, a.offered - a.finished) for a in window.accs.values())
 
+    def in_flight_by_segment(self, index: int) -> dict[str, tuple[int, int]]:
+        """(in flight, offered) iterations of each segment in the window."""
+        window = self._windows.get(index)
+        if window is None:
+            return {}
+        return {n: (max(0, a.offered - a.finished), a.offered) for n, a in window.accs.items()}
+
     def _window_for(self, t: float) -> _Window | None:
+        """The measured window holding time t (an intended start), if any is still recording."""
         window = self._open
         if window is not None and window.measure_from <= t:
             return window
@@ -178,30 +231,38 @@ class Recorder(IterationHooks):
                 return w
         return None
 
-    def _window_started_by(self, t: float) -> _Window | None:
-        for w in reversed(self._windows.values()):
-            if not w.final and w.measure_from <= t:
-                return w
-        return None
-
     # -- iteration hooks (called by wrapped users and the arrival scheduler) -------------------
-    def iteration_offered(self, segment: str, start: float) -> None:
+    def iteration_offered(self, segment: str, start: float) -> int | None:
+        """Count an iteration due at `start` in the window holding it; return that window's
+        index (None: offered in a warm-up or between windows, so not measured)."""
         w = self._window_for(start)
-        if w is not None and segment in w.accs:
-            w.accs[segment].offered += 1
+        if w is None or segment not in w.accs:
+            return None
+        w.accs[segment].offered += 1
+        return w.index
 
-    def iteration_finished(self, segment: str, start: float) -> None:
-        # The window the iteration was offered into: the newest one begun by its start, even if
-        # it closed (at the master's time) before the arrival was issued here.
-        w = self._window_for(start) or self._window_started_by(start)
-        if w is not None and segment in w.accs:
-            w.accs[segment].finished += 1
-        # Throughput counts completions inside a window, whenever they were due: a saturated
-        # server completes at its capacity however many arrivals are offered.
-        now = self._clock()
+    def iteration_finished(self, segment: str, window: int | None) -> None:
+        """The iteration offered into `window` (as iteration_offered returned) has finished."""
+        # Throughput counts completions inside the open window, whenever they were due: a
+        # saturated server completes at its capacity however many arrivals are offered.
         current = self._open
-        if current is not None and current.measure_from <= now and segment in current.accs:
-            current.accs[segment].done_in_window += 1
+        if current is not None and current.measure_from <= self._clock():
+            acc = current.accs.get(segment)
+            if acc is not None:
+                acc.done_in_window += 1
+        if window is None:
+            return
+        w = self._windows.get(window)
+        if w is None or w.final or segment not in w.accs:
+            return  # finished after its window's drain deadline: it was counted unfinished
+        w.accs[segment].finished += 1
+
+    def user_wait(self, window: int | None, waited_s: float) -> None:
+        """An arrival of `window` waited `waited_s` for a free virtual user (a generator fault
+        when it is material: see summarise_health)."""
+        w = self._windows.get(window) if window is not None else None
+        if w is not None and not w.final:
+            w.user_waits_s.append(waited_s)
 
     # -- health samples ------------------------------------------------------------------------
     def latest_health(self) -> dict[str, float]:
@@ -240,23 +301,37 @@ class Recorder(IterationHooks):
         self.last_completion_at = now
         lag_ms = float(ctx.get("bp_lag_ms", 0.0) or 0.0)
         error = classify_error(exception, response)
-        self._count_recent(now, error is not None, response_time + lag_ms > self.slow_ms)
-        name = redact_name(name)
-        started = start_time if start_time is not None else self._clock() - response_time / 1000
-        intended = started - lag_ms / 1000.0
-        w = self._window_for(intended)
-        if w is None or segment not in w.accs:
+        latency_ms = response_time + lag_ms
+        self._count_recent(now, error is not None, latency_ms > self.slow_ms)
+        if WINDOW_KEY in ctx:
+            # The window of the iteration this request is part of (decided when it was offered).
+            index = ctx[WINDOW_KEY]
+            if index is None:
+                self.warmup_requests += 1
+                return
+            w = self._windows.get(index)
+            if w is None or w.final:
+                self.dropped_outside += 1
+                return
+        else:
+            # A request outside the wrapped users' iterations: placed by its own intended start.
+            started = start_time if start_time is not None else now - response_time / 1000
+            w = self._window_for(started - lag_ms / 1000.0)
+            if w is None:
+                self.dropped_outside += 1
+                return
+        if segment not in w.accs:
             self.dropped_outside += 1
             return
-        self.record(
-            w,
-            segment,
-            name,
-            response_time + lag_ms,
-            intended,
-            error,
-            ctx,
-        )
+        if error == "generator":
+            w.accs[segment].generator_errors += 1
+            return
+        began = ctx.get("bp_iter_start")
+        if began is None:
+            began = (start_time if start_time is not None else now - response_time / 1000) - (
+                lag_ms / 1000.0
+            )
+        self.record(w, segment, redact_name(name), latency_ms, float(began), error, ctx)
 
     def _count_recent(self, now: float, failed: bool, slow: bool) -> None:
         second = int(now)
@@ -283,35 +358,39 @@ class Recorder(IterationHooks):
         segment: str,
         name: str,
         latency_ms: float,
-        intended: float,
+        began: float,
         error: str | None,
         ctx: Mapping[str, Any],
     ) -> None:
+        """One request of an iteration offered in window w. Latency percentiles are over
+        successful requests; a failed one counts in the errors (judged by their own rate)."""
         acc = w.accs[segment]
-        us = min(MAX_LATENCY_US, max(1, int(latency_ms * 1000)))
-        acc.hist.record_value(us)
-        eh = acc.endpoint_hist.get(name)
-        if eh is None:
-            eh = acc.endpoint_hist[name] = new_histogram()
-        eh.record_value(us)
         acc.requests += 1
         acc.endpoint_requests[name] = acc.endpoint_requests.get(name, 0) + 1
-        network = float(ctx.get("bp_network_ms", 0.0) or 0.0)
-        device = float(ctx.get("bp_device_ms", 0.0) or 0.0)
-        parts = acc.parts_sum
-        parts["network"] += network
-        parts["device"] += device
-        parts["server"] += max(0.0, latency_ms - network - device)
-        sec = max(0, int(intended - w.measure_from))
+        # The per-second series is by the second its iteration was offered in (trend test).
+        sec = max(0, int(began - w.measure_from))
         acc.second(sec)
         acc.sec_count[sec] += 1
-        acc.sec_sum_ms[sec] += latency_ms
         if latency_ms > self.slow_ms:
             acc.sec_slow[sec] += 1
         if error is not None:
             acc.errors[error] = acc.errors.get(error, 0) + 1
             acc.endpoint_errors[name] = acc.endpoint_errors.get(name, 0) + 1
             acc.sec_errors[sec] += 1
+            return
+        us = min(MAX_LATENCY_US, max(1, int(latency_ms * 1000)))
+        acc.hist.record_value(us)
+        eh = acc.endpoint_hist.get(name)
+        if eh is None:
+            eh = acc.endpoint_hist[name] = new_histogram()
+        eh.record_value(us)
+        acc.sec_sum_ms[sec] += latency_ms
+        network = float(ctx.get("bp_network_ms", 0.0) or 0.0)
+        device = float(ctx.get("bp_device_ms", 0.0) or 0.0)
+        parts = acc.parts_sum
+        parts["network"] += network
+        parts["device"] += device
+        parts["server"] += max(0.0, latency_ms - network - device)
 
     # -- results -------------------------------------------------------------------------------
     def result(
@@ -334,6 +413,14 @@ class Recorder(IterationHooks):
             name: _segment_step(name, acc, measured_s, count_unfinished=final)
             for name, acc in w.accs.items()
         }
+        if health is None:
+            offered = sum(a.offered for a in w.accs.values())
+            health = summarise_health(
+                w.health,
+                user_waits_s=w.user_waits_s,
+                arrivals=offered,
+                generator_errors=sum(a.generator_errors for a in w.accs.values()),
+            )
         return StepResult(
             index=w.index,
             multiplier=w.multiplier,
@@ -343,7 +430,7 @@ class Recorder(IterationHooks):
             warmup_s=w.warmup_s,
             measured_s=measured_s,
             segments=segments,
-            generator=health or summarise_health(w.health),
+            generator=health,
             partial=partial,
         )
 
@@ -360,8 +447,11 @@ def _segment_step(
 ) -> SegmentStep:
     pct = percentiles_ms(acc.hist)
     n = acc.requests
+    ok = int(acc.hist.get_total_count())
     endpoints = {}
-    for ep, hist in acc.endpoint_hist.items():
+    for ep in acc.endpoint_requests:
+        # An endpoint whose requests all failed has no latency, but it is listed.
+        hist = acc.endpoint_hist.get(ep) or new_histogram()
         ep_pct = percentiles_ms(hist)
         endpoints[ep] = EndpointStats(
             requests=acc.endpoint_requests.get(ep, 0),
@@ -374,8 +464,10 @@ def _segment_step(
     seconds = math.floor(measured_s) if measured_s > 0 else 0
     acc.second(seconds - 1)  # quiet trailing seconds are zeros, not missing
     count = acc.sec_count[:seconds] if seconds else acc.sec_count
+    errors = acc.sec_errors[: len(count)]
     mean_ms = [
-        (s / c if c else None) for s, c in zip(acc.sec_sum_ms[: len(count)], count, strict=True)
+        (s / (c - e) if c > e else None)
+        for s, c, e in zip(acc.sec_sum_ms[: len(count)], count, errors, strict=True)
     ]
     unfinished = max(0, acc.offered - acc.finished) if count_unfinished else 0
     return SegmentStep(
@@ -391,15 +483,16 @@ def _segment_step(
         max_ms=pct["max_ms"],
         mean_ms=pct["mean_ms"],
         histogram=encode_histogram(acc.hist),
-        parts_ms={k: v / n for k, v in acc.parts_sum.items()} if n else {},
+        parts_ms={k: v / ok for k, v in acc.parts_sum.items()} if ok else {},
         endpoints=endpoints,
         series=Series(
             tuple(count),
-            tuple(acc.sec_errors[: len(count)]),
+            tuple(errors),
             tuple(mean_ms),
             tuple(acc.sec_slow[: len(count)]),
         ),
         unfinished=unfinished,
+        generator_errors=acc.generator_errors,
     )
 
 
@@ -421,8 +514,21 @@ def _p99(values: list[float]) -> float:
     return _quantile(values, 0.99)
 
 
+# An arrival that waited longer than this for a free virtual user was sent late by the
+# generator; when more than USER_WAIT_SHARE of a window's arrivals did, the pool of users (or
+# --max-users) was too small: a generator fault, not the target's latency.
+USER_WAIT_LATE_S = 0.05
+USER_WAIT_SHARE = 0.01
+
+
 def summarise_health(
-    samples: Sequence[tuple[str, float]], workers: int = 1, workers_lost: int = 0
+    samples: Sequence[tuple[str, float]],
+    workers: int = 1,
+    workers_lost: int = 0,
+    *,
+    user_waits_s: Sequence[float] = (),
+    arrivals: int = 0,
+    generator_errors: int = 0,
 ) -> GeneratorHealth:
     cpu = [v for k, v in samples if k == "cpu"]
     loop = [v for k, v in samples if k == "loop_lag_ms"]
@@ -442,6 +548,17 @@ def summarise_health(
         reasons.append(f"event-loop lag p95 {loop_p95:.0f} ms")
     if sched_p95 > SCHEDULE_LAG_BOUND_MS:
         reasons.append(f"arrivals sent late: schedule lag p95 {sched_p95:.0f} ms")
+    late = sum(1 for w in user_waits_s if w > USER_WAIT_LATE_S)
+    if arrivals and late > USER_WAIT_SHARE * arrivals:
+        reasons.append(
+            f"{late} of {arrivals} arrivals waited over {USER_WAIT_LATE_S * 1000:.0f} ms for a "
+            "free virtual user (the pool of users was too small; raise --max-users)"
+        )
+    if generator_errors:
+        reasons.append(
+            f"{generator_errors} requests failed in the generator itself (out of file "
+            "descriptors or local ports; raise `ulimit -n`)"
+        )
     if workers_lost:
         reasons.append(f"{workers_lost} worker(s) lost")
     return GeneratorHealth(
@@ -453,4 +570,6 @@ def summarise_health(
         reasons=tuple(reasons),
         workers=workers,
         workers_lost=workers_lost,
+        user_wait_p99_ms=_p99([w * 1000.0 for w in user_waits_s]),
+        waited_arrivals=late,
     )

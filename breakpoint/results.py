@@ -24,6 +24,8 @@ HIST_HIGHEST_US = 3_600_000_000
 HIST_DIGITS = 3
 
 ERROR_KINDS = ("timeout", "connection", "http_4xx", "http_5xx", "blocked", "other")
+# Requests that failed inside the load generator (out of file descriptors or local ports) are
+# counted apart, as `generator_errors`: they are not the target's errors.
 
 
 def new_histogram() -> HdrHistogram:
@@ -197,7 +199,7 @@ class SegmentStep:
     """What one segment experienced during the measured part of one step."""
 
     segment: str
-    requests: int  # completed requests (errors included) in the window
+    requests: int  # completed requests (errors included) of the window's iterations
     errors: Mapping[str, int]  # error kind -> count (kinds in ERROR_KINDS)
     offered_rps: float  # arrivals scheduled (open) or requests attempted (closed)
     completed_rps: float
@@ -207,11 +209,12 @@ class SegmentStep:
     p99_ms: float | None
     max_ms: float | None
     mean_ms: float | None
-    histogram: str = ""  # experienced latency, microseconds, encoded
+    histogram: str = ""  # experienced latency of successful requests, microseconds, encoded
     parts_ms: Mapping[str, float] = field(default_factory=dict)  # mean network/server/device
     endpoints: Mapping[str, EndpointStats] = field(default_factory=dict)
     series: Series = field(default_factory=Series)
-    unfinished: int = 0  # requests still in flight when the step closed
+    unfinished: int = 0  # iterations still running at the drain deadline (count as timeouts)
+    generator_errors: int = 0  # requests the generator could not make (not the target's)
 
     @property
     def error_count(self) -> int:
@@ -242,6 +245,7 @@ class SegmentStep:
             "mean_ms": self.mean_ms,
             "error_rate": self.error_rate,
             "unfinished": self.unfinished,
+            "generator_errors": self.generator_errors,
             "histogram": self.histogram,
             "parts_ms": dict(self.parts_ms),
             "endpoints": {k: v.to_dict() for k, v in self.endpoints.items()},
@@ -267,6 +271,7 @@ class SegmentStep:
             endpoints={k: EndpointStats.from_dict(v) for k, v in d.get("endpoints", {}).items()},
             series=Series.from_dict(d.get("series", {})),
             unfinished=int(d.get("unfinished", 0)),
+            generator_errors=int(d.get("generator_errors", 0)),
         )
 
 
@@ -282,6 +287,8 @@ class GeneratorHealth:
     reasons: tuple[str, ...] = ()
     workers: int = 1
     workers_lost: int = 0
+    user_wait_p99_ms: float = 0.0  # how long arrivals waited for a free virtual user
+    waited_arrivals: int = 0  # arrivals that waited materially (recorder.USER_WAIT_LATE_S)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -293,6 +300,8 @@ class GeneratorHealth:
             "reasons": list(self.reasons),
             "workers": self.workers,
             "workers_lost": self.workers_lost,
+            "user_wait_p99_ms": self.user_wait_p99_ms,
+            "waited_arrivals": self.waited_arrivals,
         }
 
     @classmethod
@@ -306,6 +315,8 @@ class GeneratorHealth:
             reasons=tuple(d.get("reasons", ())),
             workers=int(d.get("workers", 1)),
             workers_lost=int(d.get("workers_lost", 0)),
+            user_wait_p99_ms=float(d.get("user_wait_p99_ms", 0)),
+            waited_arrivals=int(d.get("waited_arrivals", 0)),
         )
 
 
@@ -390,10 +401,16 @@ def merge_segment_steps(parts: Sequence[SegmentStep]) -> SegmentStep:
     hist = merge_encoded(p.histogram for p in parts)
     pct = percentiles_ms(hist)
     requests = sum(p.requests for p in parts)
+    # Latency parts and means are over successful requests (the histograms hold only those).
+    ok = {id(p): p.requests - p.error_count for p in parts}
+    successes = sum(ok.values())
     part_names = {k for p in parts for k in p.parts_ms}
     parts_ms = (
-        {k: sum(p.parts_ms.get(k, 0.0) * p.requests for p in parts) / requests for k in part_names}
-        if requests
+        {
+            k: sum(p.parts_ms.get(k, 0.0) * ok[id(p)] for p in parts) / successes
+            for k in part_names
+        }
+        if successes
         else {}
     )
     endpoints: dict[str, EndpointStats] = {}
@@ -414,6 +431,7 @@ def merge_segment_steps(parts: Sequence[SegmentStep]) -> SegmentStep:
     errors = [0] * seconds
     slow = [0] * seconds
     weighted = [0.0] * seconds
+    succeeded = [0] * seconds
     for p in parts:
         for i, n in enumerate(p.series.slow):
             slow[i] += n
@@ -424,8 +442,9 @@ def merge_segment_steps(parts: Sequence[SegmentStep]) -> SegmentStep:
         ):
             completed[i] += c
             errors[i] += e
-            weighted[i] += (m or 0.0) * c
-    mean_ms = tuple((w / c if c else None) for w, c in zip(weighted, completed, strict=True))
+            succeeded[i] += c - e
+            weighted[i] += (m or 0.0) * (c - e)
+    mean_ms = tuple((w / c if c else None) for w, c in zip(weighted, succeeded, strict=True))
     return SegmentStep(
         segment=parts[0].segment,
         requests=requests,
@@ -443,6 +462,7 @@ def merge_segment_steps(parts: Sequence[SegmentStep]) -> SegmentStep:
         endpoints=endpoints,
         series=Series(tuple(completed), tuple(errors), mean_ms, tuple(slow)),
         unfinished=sum(p.unfinished for p in parts),
+        generator_errors=sum(p.generator_errors for p in parts),
     )
 
 
@@ -460,6 +480,8 @@ def merge_health(parts: Sequence[GeneratorHealth], *, workers_lost: int = 0) -> 
         reasons=reasons,
         workers=len(parts),
         workers_lost=workers_lost,
+        user_wait_p99_ms=max((p.user_wait_p99_ms for p in parts), default=0.0),
+        waited_arrivals=sum(p.waited_arrivals for p in parts),
     )
 
 

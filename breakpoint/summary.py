@@ -83,6 +83,18 @@ def build_summary(
                 f"blocked and not sent: {listed} (allow them with --allow-host)",
             }
         )
+    measurement = info.get("measurement") or {}
+    if measurement.get("dropped_outside"):
+        warnings.append(
+            {
+                "kind": "dropped_outside",
+                "segment": None,
+                "step": None,
+                "message": f"{measurement['dropped_outside']} requests ended after their step's "
+                "record was final and are in no step (a window waits for its requests up to "
+                f"the drain deadline, {measurement.get('drain_s', 0):g} s)",
+            }
+        )
     if info.get("status") not in ("complete", None):
         warnings.append(
             {
@@ -109,6 +121,13 @@ def build_summary(
         "first_to_break": analysis.first_to_break,
         "fingerprint": fingerprint(info, plan, profiles),
         "segments": summary_segments(analysis),
+        "measurement": {
+            "dropped_outside": int(measurement.get("dropped_outside", 0) or 0),
+            "warmup_requests": int(measurement.get("warmup_requests", 0) or 0),
+            "drain_s": measurement.get("drain_s"),
+            "latency": "successful requests, from the iteration's intended start to the last "
+            "byte and device time; errors are judged by their own rate",
+        },
         "steps": [
             {
                 "index": s.index,
@@ -118,6 +137,8 @@ def build_summary(
                 "partial": s.partial,
                 "measured_s": s.measured_s,
                 "generator_bound": s.generator.bound,
+                "generator_reasons": list(s.generator.reasons),
+                "warmup_s": s.warmup_s,
                 "segments": {
                     name: {
                         "p50_ms": seg.p50_ms,
@@ -127,6 +148,7 @@ def build_summary(
                         "offered_rps": seg.offered_rps,
                         "completed_rps": seg.completed_rps,
                         "requests": seg.requests,
+                        "unfinished": seg.unfinished,
                         "errors": dict(seg.errors),
                     }
                     for name, seg in s.segments.items()
@@ -151,13 +173,26 @@ def _md(text: object) -> str:
 
 
 def highest_trusted(summary: Mapping[str, Any]) -> float | None:
-    """The highest multiplier measured by a step the generator did not limit."""
+    """The highest multiplier up to which every judged segment was measured by a trusted step
+    (its break's low bound when it held), or None when no segment was judged."""
+    held = []
+    for seg in summary.get("segments", []):
+        b = seg.get("break") or {}
+        if b.get("label") == "not_reached":
+            top = seg.get("held_to_multiplier") or b.get("low")
+            if top is not None:
+                held.append(float(top))
+    if held:
+        return min(held)
     levels = [s["multiplier"] for s in summary.get("steps", []) if not s.get("generator_bound")]
-    return max(levels) if levels else None
+    judged = [s for s in summary.get("segments", []) if s["break"].get("label") != "no_verdict"]
+    return max(levels) if levels and judged else None
 
 
 def _fmt_break(b: Mapping[str, Any]) -> str:
     m = b.get("multiplier")
+    if b.get("label") == "no_verdict":
+        return "no verdict"
     if b.get("label") == "not_reached":
         return "holds" + (f" (fit: ~{m:.3g}X)" if m else "")
     if m is None:
@@ -175,6 +210,11 @@ def markdown(summary: Mapping[str, Any]) -> str:
         "",
     ]
     first = summary.get("first_to_break")
+    judged = (
+        "judged "
+        if any(s["break"].get("label") == "no_verdict" for s in summary["segments"])
+        else ""
+    )
     if first:
         seg = next(s for s in summary["segments"] if s["profile"] == first)
         lines.append(
@@ -184,15 +224,27 @@ def markdown(summary: Mapping[str, Any]) -> str:
     else:
         reached = highest_trusted(summary)
         cap = summary.get("max_multiplier") or 0
-        if reached is not None and reached >= cap - 1e-9:
-            lines.append(f"No segment broke up to {cap:g}X.")
-        else:
-            upto = f"{reached:g}X" if reached is not None else "any trusted step"
+        if reached is None:
             lines.append(
-                f"No segment broke up to {upto}, but the run stopped before its cap of {cap:g}X"
-                f" ({summary.get('stop_reason') or 'see the warnings'}): not evidence that "
-                "they hold."
+                "No segment could be judged: no step measured enough of any segment's requests "
+                "with a trusted generator (see the warnings), so nothing is known yet."
             )
+        elif reached >= cap - 1e-9:
+            lines.append(f"No {judged}segment broke up to {cap:g}X.")
+        else:
+            lines.append(
+                f"No {judged}segment broke up to {reached:g}X, but the run stopped before its cap "
+                f"of {cap:g}X ({summary.get('stop_reason') or 'see the warnings'}): not evidence "
+                "that they hold."
+            )
+    unmeasured = [
+        s["profile"] for s in summary["segments"] if s["break"].get("label") == "no_verdict"
+    ]
+    if unmeasured:
+        lines.append(
+            f"No verdict for {_md(', '.join(unmeasured))}: too few of their requests were "
+            "measured at any level; lengthen --hold-s or raise the baseline or their share."
+        )
     lines += ["", "| segment | breaks at | label | criterion |", "|---|---|---|---|"]
     for seg in summary["segments"]:
         b = seg["break"]

@@ -5,6 +5,10 @@ subclass tags every request with its segment (through `User.context()`), install
 network and device emulation on its client, and, in the open model, replaces the wait between
 iterations with "take the next arrival ticket of my segment", so iterations start when the
 arrival schedule says, not when the user happens to be free.
+
+Every iteration carries the measured window it was offered into, and each of its requests
+carries that window in its context (`bp_window`), so a request that ends after its step closed
+is still recorded where it belongs (docs/design.md, "Measurement rules").
 """
 
 from __future__ import annotations
@@ -24,11 +28,16 @@ from .profiles import Profile
 class IterationHooks:
     """Where wrapped users report iteration starts and ends (the recorder implements it)."""
 
-    def iteration_offered(self, segment: str, start: float) -> None:
-        """An iteration was due to start at `start` (an arrival, or a closed user's next turn)."""
+    def iteration_offered(self, segment: str, start: float) -> int | None:
+        """An iteration was due to start at `start` (an arrival, or a closed user's next turn);
+        returns the measured window it belongs to (None: not measured, e.g. a warm-up)."""
+        return None
 
-    def iteration_finished(self, segment: str, start: float) -> None:
-        """The iteration that was due at `start` has finished."""
+    def iteration_finished(self, segment: str, window: int | None) -> None:
+        """The iteration offered into `window` has finished."""
+
+    def user_wait(self, window: int | None, waited_s: float) -> None:
+        """An arrival waited `waited_s` in its queue for a free virtual user."""
 
 
 def _class_weight(cls: type[User]) -> float:
@@ -52,13 +61,15 @@ def wrap_user_classes(
 
     In the open model the weight of a segment's classes is its share of the *pool* of ready
     users (pool_weights), which depends on how long its users are busy per arrival, not only on
-    its share of arrivals.
+    its share of arrivals. In the closed model each user is one person: users are split by
+    traffic share.
     """
     class_total = sum(_class_weight(c) for c in scenario_classes)
     wrapped: list[type[User]] = []
     counter = iter(range(1_000_000))
     for profile in profiles:
-        segment_weight = (pool_weights or shares)[profile.name]
+        weights = pool_weights if model == "open" and pool_weights else shares
+        segment_weight = weights[profile.name]
         for cls in scenario_classes:
             weight = segment_weight * _class_weight(cls) / class_total
             wrapped.append(
@@ -100,7 +111,11 @@ def _wrap(
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807 - becomes a method
         cls.__init__(self, *args, **kwargs)
         self._bp_lag_ms = 0.0
+        # The current iteration: its intended start (wall clock; None between iterations), its
+        # window, and (closed model) whether the window is still to be looked up at its start.
         self._bp_iter_start = None
+        self._bp_window = None
+        self._bp_pending = False
         self._bp_rng = random.Random(seed * 1_000_003 + next(counter))
         if emulate and getattr(cls, "bp_emulate", True):
             from .emulate import install
@@ -109,23 +124,43 @@ def _wrap(
         if guard is not None:
             guard.install(self)  # outermost: a blocked request is not even emulated
 
+    def _resolve(self: Any) -> None:
+        # A closed user's iteration is offered when its think time ends, by then its window
+        # (possibly a step that opened during the think time) is known.
+        if self._bp_pending:
+            self._bp_pending = False
+            self._bp_window = hooks.iteration_offered(segment, self._bp_iter_start)
+
     def context(self: Any) -> dict[str, Any]:
         base = cls.context(self)
+        _resolve(self)
         lag, self._bp_lag_ms = self._bp_lag_ms, 0.0
-        return {**base, "bp_segment": segment, "bp_lag_ms": lag}
+        return {
+            **base,
+            "bp_segment": segment,
+            "bp_lag_ms": lag,
+            "bp_window": self._bp_window,
+            "bp_iter_start": self._bp_iter_start,
+        }
 
     def _finish_iteration(self: Any) -> None:
         if self._bp_iter_start is not None:
-            hooks.iteration_finished(segment, self._bp_iter_start)
-            self._bp_iter_start = None
+            _resolve(self)
+            hooks.iteration_finished(segment, self._bp_window)
+        self._bp_iter_start = None
+        self._bp_window = None
 
     def _take_ticket(self: Any) -> float:
         """Block until this segment's next arrival; return 0 so the task runs at once."""
         assert queue is not None
         ticket: Ticket = queue.get()
-        now = time.time()
-        self._bp_lag_ms = max(0.0, (now - ticket.intended) * 1000.0)
+        now = time.monotonic()
+        # Latency is timed from the intended start (coordinated omission); the time the ticket
+        # sat in the queue with no free user is a generator fault and is reported as such.
+        self._bp_lag_ms = max(0.0, (now - ticket.intended_mono) * 1000.0)
+        hooks.user_wait(ticket.window, max(0.0, now - ticket.issued_mono))
         self._bp_iter_start = ticket.intended
+        self._bp_window = ticket.window
         return 0.0
 
     if model == "open":
@@ -146,40 +181,36 @@ def _wrap(
             pause = original_wait(self) if original_wait is not None else 0.0
             # Users started together with the same think time fall into lockstep: jitter.
             pause *= self._bp_rng.uniform(0.9, 1.1)
+            # The next iteration is due when the think time ends.
+            self._bp_iter_start = time.time() + pause
+            self._bp_pending = True
             return pause
 
         def on_start(self: Any) -> None:
-            # Start each user at a random phase of its think time (see DESIGN.md section 12).
+            # Start each user at a random phase of its think time (docs/design.md, "Field
+            # notes": users started together fall into lockstep).
             if original_wait is not None:
                 import gevent
 
                 gevent.sleep(self._bp_rng.uniform(0, max(0.0, original_wait(self))))
             cls.on_start(self)
             self._bp_iter_start = time.time()
-            hooks.iteration_offered(segment, self._bp_iter_start)
+            self._bp_pending = True
 
     def run(self: Any) -> None:
         try:
             cls.run(self)
         finally:
+            if self._bp_pending:
+                # Stopped during its think time: that iteration was never offered.
+                self._bp_pending = False
+                self._bp_iter_start = None
             _finish_iteration(self)
-
-    def _mark_start(fn: Callable[..., float]) -> Callable[..., float]:
-        # A closed user's next iteration is due when its think time ends. (Open-model
-        # arrivals are counted as offered by the scheduler when it issues them.)
-        def wrapped(self: Any) -> float:
-            pause = fn(self)
-            if model == "closed":
-                self._bp_iter_start = time.time() + pause
-                hooks.iteration_offered(segment, self._bp_iter_start)
-            return pause
-
-        return wrapped
 
     namespace: dict[str, Any] = {
         "__init__": __init__,
         "context": context,
-        "wait_time": _mark_start(wait_time),
+        "wait_time": wait_time,
         "on_start": on_start,
         "run": run,
         "weight": int_weight,

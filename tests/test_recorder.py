@@ -80,11 +80,11 @@ def test_offered_completed_and_unfinished() -> None:
     clock = Clock(1010.0)
     rec = Recorder(["a"], clock=clock)
     rec.open_step(0, 1.0, 40.0, "ramp", warmup_s=0.0, start=1000.0)
-    for i in range(100):
-        rec.iteration_offered("a", 1000.0 + i * 0.1)
+    windows = [rec.iteration_offered("a", 1000.0 + i * 0.1) for i in range(100)]
+    assert windows == [0] * 100
     for i in range(90):
-        rec.iteration_finished("a", 1000.0 + i * 0.1)
-        request(rec, start=1000.0 + i * 0.1, ms=5)
+        rec.iteration_finished("a", windows[i])
+        request(rec, start=1000.0 + i * 0.1, ms=5, bp_window=0)
     rec.close_step(0, 1010.0)
     provisional = rec.result(0, final=False).segments["a"]
     assert provisional.unfinished == 0 and provisional.error_rate == 0
@@ -92,6 +92,97 @@ def test_offered_completed_and_unfinished() -> None:
     assert final.offered_rps == pytest.approx(10.0) and final.completed_rps == pytest.approx(9.0)
     assert final.unfinished == 10 and final.error_rate == pytest.approx(0.1)
     assert final.completion_ratio == pytest.approx(0.9)
+
+
+def test_iterations_longer_than_a_window_count_in_their_own_window() -> None:
+    """Two consecutive 4 s windows, iterations lasting three windows (12 s): every offered
+    iteration, and its request, is counted in the window it was offered in, none in the next
+    one, none dropped; the first window waits for its stragglers."""
+    clock = Clock(1000.0)
+    rec = Recorder(["slow"], clock=clock)
+    rec.open_step(0, 1.0, 1.0, "ramp", warmup_s=0.0, start=1000.0)
+    first = [(1000.0 + i * 0.5, rec.iteration_offered("slow", 1000.0 + i * 0.5)) for i in range(8)]
+    rec.close_step(0, 1004.0)
+    # The next step's warm-up (1 s) and window; its arrivals overlap the first window's
+    # iterations, which are all still running.
+    rec.open_step(1, 2.0, 2.0, "ramp", warmup_s=1.0, start=1004.0)
+    warm = rec.iteration_offered("slow", 1004.5)
+    second = [
+        (1005.0 + i * 0.25, rec.iteration_offered("slow", 1005.0 + i * 0.25)) for i in range(12)
+    ]
+    rec.close_step(1, 1008.0)
+    assert warm is None
+    assert {w for _, w in first} == {0} and {w for _, w in second} == {1}
+    assert rec.in_flight(0) == 8 and rec.in_flight(1) == 12
+    # Now they finish, 12 s after their start, in any order (second window's first).
+    for start, window in second + first:
+        clock.t = start + 12.0
+        request(rec, start=start, ms=12_000, segment="slow", bp_window=window, bp_iter_start=start)
+        rec.iteration_finished("slow", window)
+    assert rec.in_flight(0) == 0 and rec.in_flight(1) == 0
+    one, two = rec.result(0, final=True), rec.result(1, final=True)
+    a, b = one.segments["slow"], two.segments["slow"]
+    assert (a.requests, a.unfinished, a.offered_rps) == (8, 0, 2.0)
+    assert (b.requests, b.unfinished, b.offered_rps) == (12, 0, 4.0)
+    assert a.p95_ms == pytest.approx(12_000, rel=0.01) and b.p95_ms == pytest.approx(
+        12_000, rel=0.01
+    )
+    assert sum(a.series.completed) == 8 and sum(b.series.completed) == 12
+    assert rec.dropped_outside == 0
+
+
+def test_a_request_after_its_window_is_final_is_counted_as_dropped() -> None:
+    """Past the drain deadline the window is final: a straggler is counted, never moved."""
+    rec = Recorder(["a"], clock=Clock(1010.0))
+    rec.open_step(0, 1.0, 1.0, "ramp", warmup_s=0.0, start=1000.0)
+    window = rec.iteration_offered("a", 1001.0)
+    rec.close_step(0, 1005.0)
+    final = rec.result(0, final=True).segments["a"]
+    assert final.unfinished == 1 and final.error_rate == 1.0
+    request(rec, start=1001.0, ms=9000, bp_window=window)
+    rec.iteration_finished("a", window)
+    assert rec.dropped_outside == 1
+
+
+def test_p95_is_over_successful_requests() -> None:
+    """Fast failures do not pull the p95 down: they count in the error rate only."""
+    rec = Recorder(["a"], clock=Clock())
+    rec.open_step(0, 1.0, 40.0, "ramp", warmup_s=0.0, start=1000.0)
+    for i in range(80):
+        request(rec, start=1000.0 + i * 0.01, ms=200)
+    for i in range(20):
+        request(rec, start=1001.0 + i * 0.01, ms=1, status=503, exc=RuntimeError("503"))
+    rec.close_step(0, 1003.0)
+    seg = rec.result(0, final=True).segments["a"]
+    assert seg.requests == 100 and seg.error_rate == pytest.approx(0.2)
+    assert seg.p50_ms == pytest.approx(200, rel=0.01) and seg.p95_ms == pytest.approx(200, rel=0.01)
+
+
+def test_generator_faults_are_not_the_targets_errors() -> None:
+    """Running out of file descriptors is the generator's fault: not an error of the target,
+    and the step is flagged generator-bound; so is an arrival waiting for a free user."""
+    import errno
+
+    rec = Recorder(["a"], clock=Clock())
+    rec.open_step(0, 1.0, 40.0, "ramp", warmup_s=0.0, start=1000.0)
+    for i in range(30):
+        request(rec, start=1000.0 + i * 0.01, ms=10)
+    request(rec, start=1001.0, ms=0, exc=OSError(errno.EMFILE, "Too many open files"), status=0)
+    rec.close_step(0, 1003.0)
+    step = rec.result(0, final=True)
+    seg = step.segments["a"]
+    assert seg.requests == 30 and seg.error_rate == 0 and seg.generator_errors == 1
+    assert step.generator.bound and "file descriptors" in step.generator.reasons[0]
+
+    rec = Recorder(["a"], clock=Clock())
+    rec.open_step(0, 1.0, 40.0, "ramp", warmup_s=0.0, start=1000.0)
+    windows = [rec.iteration_offered("a", 1000.0 + i * 0.01) for i in range(100)]
+    for i, w in enumerate(windows):
+        rec.user_wait(w, 0.2 if i < 3 else 0.0)  # 3% of arrivals waited 200 ms for a user
+    rec.close_step(0, 1003.0)
+    health = rec.result(0, final=True).generator
+    assert health.bound and "free virtual user" in health.reasons[0]
+    assert health.waited_arrivals == 3 and health.user_wait_p99_ms == pytest.approx(200)
 
 
 def test_errors_parts_endpoints_and_series() -> None:
@@ -105,8 +196,9 @@ def test_errors_parts_endpoints_and_series() -> None:
     step = rec.result(0, final=True)
     a = step.segments["a"]
     assert a.errors == {"http_5xx": 1}
-    assert a.parts_ms["network"] == pytest.approx(30) and a.parts_ms["device"] == pytest.approx(5)
-    assert a.parts_ms["server"] == pytest.approx((30 + 300) / 2)
+    # Latency parts are means over successful requests (the failed one is only an error).
+    assert a.parts_ms["network"] == pytest.approx(60) and a.parts_ms["device"] == pytest.approx(10)
+    assert a.parts_ms["server"] == pytest.approx(30)
     assert set(a.endpoints) == {"/x", "/y"} and a.endpoints["/y"].errors == 1
     assert a.series.completed == (1, 1, 0) and a.series.errors == (0, 1, 0)
     assert step.segments["b"].requests == 1

@@ -24,8 +24,7 @@ def _measure(samples: list[tuple[float, float, str]], *, workers: int) -> list:
         r.open_step(0, 2.0, 80.0, "ramp", warmup_s=0.0, start=1000.0)
     for i, (start, ms, name) in enumerate(samples):
         r = recorders[i % workers]
-        r.iteration_offered("a", start)
-        r.iteration_finished("a", start)
+        r.iteration_finished("a", r.iteration_offered("a", start))
         r.on_request(
             name=name,
             response_time=ms,

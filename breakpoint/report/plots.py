@@ -20,7 +20,12 @@ from matplotlib.ticker import FuncFormatter
 
 # Colour-blind-safe palette (Okabe-Ito).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
-LABEL_COLOURS = {"bracketed": "#0072B2", "extrapolated": "#E69F00", "not_reached": "#009E73"}
+LABEL_COLOURS = {
+    "bracketed": "#0072B2",
+    "extrapolated": "#E69F00",
+    "not_reached": "#009E73",
+    "no_verdict": "#777777",
+}
 PART_COLOURS = {"network": "#56B4E9", "server": "#D55E00", "device": "#CC79A7"}
 
 plt.rcParams.update(
@@ -62,6 +67,8 @@ class LadderRow:
 
 
 def _ladder_text(row: LadderRow) -> str:
+    if row.label == "no_verdict":
+        return "no verdict (too few requests)"
     if row.label == "not_reached":
         return f"holds at {row.held_to:.3g}X" if row.held_to else "holds"
     if row.multiplier is None:

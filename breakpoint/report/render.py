@@ -16,6 +16,7 @@ import jinja2
 from markupsafe import Markup
 
 from ..config import same_level
+from ..criteria import MIN_REQUESTS
 from ..model import Analysis, SegmentAnalysis
 from ..profiles import Profile
 from ..results import StepResult
@@ -60,6 +61,8 @@ def _held_to(seg: SegmentAnalysis) -> float | None:
 
 def _break_text(seg: SegmentAnalysis, max_multiplier: float) -> str:
     b = seg.breaking
+    if b.label == "no_verdict":
+        return b.method or "no verdict: too few of its requests were measured"
     if b.label == "not_reached":
         held = _held_to(seg)
         if held is None:
@@ -183,7 +186,8 @@ def render_html(
     ordered = sorted(
         analysis.segments.values(),
         key=lambda s: (
-            s.breaking.label == "not_reached",
+            s.breaking.label in ("not_reached", "no_verdict"),
+            s.breaking.label == "no_verdict",
             s.breaking.multiplier if s.breaking.multiplier is not None else math.inf,
         ),
     )
@@ -198,9 +202,11 @@ def render_html(
         )
         for s in ordered
     ]
-    # The highest level any segment was measured at with a trusted step: "nothing broke" and
-    # "holds at 10X" are only true up to there, whatever the plan's cap was.
-    tested_to = max((h for s in ordered if (h := _held_to(s)) is not None), default=None)
+    # "Nothing broke" is only true up to the level *every* judged segment was measured at with
+    # a trusted step, whatever the plan's cap was; segments never judged are named apart.
+    held = [h for s in ordered if (h := _held_to(s)) is not None]
+    tested_to = min(held) if held else None
+    unmeasured = [s.profile for s in ordered if s.breaking.label == "no_verdict"]
     holding_at_10 = sum(
         1
         for s in analysis.segments.values()
@@ -211,7 +217,9 @@ def render_html(
     others = [
         s.breaking.multiplier
         for s in ordered
-        if s is not first and s.breaking.label != "not_reached" and s.breaking.multiplier
+        if s is not first
+        and s.breaking.label not in ("not_reached", "no_verdict")
+        and s.breaking.multiplier
     ]
     curves = [
         {
@@ -247,9 +255,11 @@ def render_html(
         "first_text": _break_text(first, max_multiplier) if first else "",
         "holding_at_10": holding_at_10,
         "tested_to": tested_to,
+        "unmeasured": unmeasured,
         "others_range": (min(others), max(others)) if others else None,
         "not_reached": sum(1 for s in ordered if s.breaking.label == "not_reached"),
         "max_multiplier": max_multiplier,
+        "min_requests": MIN_REQUESTS,
         "ladder_svg": Markup(
             plots.ladder(
                 ladder_rows, max_multiplier=max_multiplier, expected_multiplier=expected_multiplier
