@@ -87,7 +87,15 @@ def _plan_options(fn: Any) -> Any:
             type=float,
             default=20.0,
             show_default=True,
-            help="Seconds measured in each step.",
+            help="Seconds measured in each step (lengthened for slow or sparse segments).",
+        ),
+        click.option(
+            "--max-hold-s",
+            type=float,
+            default=120.0,
+            show_default=True,
+            help="The longest hold a step may be stretched to so that every segment gets "
+            "enough requests for a verdict.",
         ),
         click.option(
             "--refine-levels",
@@ -126,6 +134,7 @@ def _build_plan(
     refine_levels: int,
     refine_repeats: int,
     seed: int,
+    max_hold_s: float = 120.0,
     **_: Any,
 ) -> Plan:
     if baseline_rps is not None and baseline_users is not None:
@@ -152,6 +161,7 @@ def _build_plan(
             refine_levels=refine_levels,
             refine_repeats=refine_repeats,
             seed=seed,
+            max_hold_s=max_hold_s,
         )
     except ConfigError as exc:
         # Name the option the user typed, not the plan's field.
@@ -297,7 +307,9 @@ def plan(
     scenario: str | None, profiles_spec: str | None, slo_p95_ms: float | None, **options: Any
 ) -> None:
     """Print the steps a run would take, without sending any load."""
-    from .search import describe_policy
+    from .criteria import MIN_REQUESTS
+    from .search import describe_policy, scout_of
+    from .sizing import EXPECTED_REQUESTS, HOLD_P95_MULTIPLE, initial_paces, size_step
 
     the_plan = _build_plan(**options)
     chosen = _build_profiles(profiles_spec, slo_p95_ms)
@@ -311,22 +323,52 @@ def plan(
         "segments: "
         + ", ".join(f"{p.name} {shares[p.name]:.0%} (p95 < {p.slo.p95_ms:g} ms)" for p in chosen)
     )
-    _echo(f"{'step':>4} {'multiplier':>10} {'load':>12} {'warm-up':>8} {'hold':>6} {'ends at':>8}")
+    paces = initial_paces(chosen, shares, model=the_plan.model, emulate=True)
+    _echo(
+        f"{'step':>4} {'multiplier':>10} {'load':>12} {'warm-up':>8} {'hold':>6} {'ends at':>8}"
+        f"  {'scout':>11}"
+    )
     elapsed = 0.0
+    notes: dict[str, None] = {}
+    short: dict[str, None] = {}
     for i, step in enumerate(steps, 1):
-        elapsed += step.duration_s
+        load = the_plan.load_at(step.multiplier)
+        sized = size_step(step, load, paces, the_plan)
+        scout = size_step(scout_of(step), load, paces, the_plan).step
+        elapsed += sized.step.duration_s
+        if sized.why:
+            notes[f"{step.multiplier:g}X: {sized.why}"] = None
+        for name in sized.short:
+            short[name] = None
         _echo(
-            f"{i:>4} {step.multiplier:>9g}X {the_plan.load_at(step.multiplier):>8g} "
+            f"{i:>4} {step.multiplier:>9g}X {load:>8g} "
             f"{'req/s' if the_plan.model == 'open' else 'users':<5}"
-            f"{step.warmup_s:>6g}s {step.hold_s:>5g}s {_fmt_s(elapsed):>8}  {step.phase}"
+            f"{sized.step.warmup_s:>6g}s {sized.step.hold_s:>5g}s {_fmt_s(elapsed):>8}  "
+            f"{f'{scout.warmup_s:g}s + {scout.hold_s:g}s':>11}  {step.phase}"
         )
     worst = worst_case_steps(the_plan, len(chosen))
     step_s = the_plan.warmup_s + the_plan.hold_s
     _echo(
         f"ramp: {len(steps)} steps, {_fmt_s(elapsed)} at full holds (scouts are shorter); "
-        f"with refinement at most {worst} steps, {_fmt_s(worst * step_s)}, if every segment "
-        "breaks in a bracket of its own"
+        f"with refinement at most {worst} steps, {_fmt_s(worst * step_s)} at the plan's step "
+        "length, if every segment breaks in a bracket of its own"
     )
+    _echo(
+        "step lengths follow the slowest segment (model times before the first step, measured "
+        "ones after): warm-up at least one of its requests, hold long enough for "
+        f"{EXPECTED_REQUESTS} of each segment's requests (assuming one per iteration) and "
+        f"{HOLD_P95_MULTIPLE:g}x its p95, at most {the_plan.max_hold_s:g} s (--max-hold-s)"
+    )
+    for note in list(notes)[:4]:
+        _echo(f"  {note}")
+    if len(notes) > 4:
+        _echo(f"  ... and {len(notes) - 4} more steps lengthened")
+    if short:
+        _echo(
+            f"warning: {', '.join(short)} would complete fewer than {MIN_REQUESTS} requests "
+            f"in a step even at --max-hold-s {the_plan.max_hold_s:g} at some levels: those "
+            "levels will have no verdict for it; raise the baseline, its share or --max-hold-s"
+        )
     _echo(describe_policy(the_plan))
 
 
@@ -515,7 +557,6 @@ def run(
     if worker:
         assert master_host is not None
         raise SystemExit(run_worker(settings, master_host, master_port, say=_echo))
-    slos = {p.name: p.slo for p in chosen}
     for i in range(repeat):
         if repeat > 1:
             _echo(f"repeat {i + 1} of {repeat}")
@@ -523,7 +564,8 @@ def run(
         this = replace(settings, plan=replace(the_plan, seed=the_plan.seed + i))
         try:
             with make_progress() as view:
-                run_dir = execute(this, Search(this.plan, slos), progress=view)
+                search = Search.for_profiles(this.plan, this.profiles, emulate=this.emulate)
+                run_dir = execute(this, search, progress=view)
         except RunInterrupted as stopped:
             _publish_or_say(stopped.path)
             raise SystemExit(int(ExitStatus.INTERRUPTED)) from None

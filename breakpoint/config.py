@@ -48,6 +48,8 @@ class Plan:
     refine_repeats: int = 2  # how many times each refinement level and the bracket run
     hard_cap_multiplier: float = 50.0
     seed: int = 1
+    # Steps are lengthened for slow or sparse segments (sizing.py), never beyond this hold.
+    max_hold_s: float = 120.0
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -66,6 +68,11 @@ class Plan:
             ("beyond_factor", 1 < self.beyond_factor <= 4, "must be > 1 and <= 4"),
             ("warmup_s", 0 <= self.warmup_s <= 3600, "must be between 0 and 3600 seconds"),
             ("hold_s", 1 <= self.hold_s <= 3600, "must be between 1 and 3600 seconds"),
+            (
+                "max_hold_s",
+                1 <= self.max_hold_s <= 3600,
+                "must be between 1 and 3600 seconds",
+            ),
             ("refine_levels", 0 <= self.refine_levels <= 8, "must be between 0 and 8"),
             ("refine_repeats", 1 <= self.refine_repeats <= 10, "must be between 1 and 10"),
             (

@@ -72,8 +72,9 @@ from dataclasses import dataclass, replace
 
 from .config import Plan, PlannedStep, ramp, same_level, worst_case_steps
 from .model import Level, bracket, estimate_breaks, measured_levels
-from .profiles import Slo
+from .profiles import Profile, Slo, normalised_shares
 from .results import StepResult
+from .sizing import Pace, initial_paces, learn_paces, size_step
 
 # Target relative width of a refined bracket: DESIGN §10 asks for 5%; aim inside it.
 RESOLUTION = 0.04
@@ -123,10 +124,21 @@ def _confirmed_bound(done: Sequence[StepResult]) -> float:
 class Search:
     """The controller's policy: `next_step(done)` returns the next level to hold, or None."""
 
-    def __init__(self, plan: Plan, slos: Mapping[str, Slo]) -> None:
+    def __init__(
+        self, plan: Plan, slos: Mapping[str, Slo], paces: Sequence[Pace] | None = None
+    ) -> None:
         self.plan = plan
         self.slos = dict(slos)
         self.ramp = ramp(plan)
+        # With paces, every step is lengthened for the slowest segment (sizing.py).
+        self.paces = list(paces) if paces else None
+
+    @classmethod
+    def for_profiles(cls, plan: Plan, profiles: Sequence[Profile], *, emulate: bool) -> Search:
+        """The search of a real run: SLOs from the profiles, steps sized for their segments."""
+        shares = normalised_shares(profiles)
+        paces = initial_paces(profiles, shares, model=plan.model, emulate=emulate)
+        return cls(plan, {p.name: p.slo for p in profiles}, paces)
 
     # --- the walk ---------------------------------------------------------------------------------
 
@@ -149,8 +161,7 @@ class Search:
         return None
 
     def _scout(self, step: PlannedStep) -> PlannedStep:
-        hold = max(step.hold_s * SCOUT_FRACTION, min(step.hold_s, SCOUT_MIN_HOLD_S))
-        return replace(step, warmup_s=step.warmup_s * SCOUT_FRACTION, hold_s=hold)
+        return scout_of(step)
 
     def _hold_in_full(self, done: Sequence[StepResult], step: PlannedStep) -> bool:
         if not done:
@@ -444,6 +455,13 @@ class Search:
 
     def next_step(self, done: Sequence[StepResult]) -> PlannedStep | None:
         """The next level to hold given every step measured so far; None when the search is over."""
+        step = self._choose(done)
+        if step is None or self.paces is None:
+            return step
+        paces = learn_paces(self.paces, done)
+        return size_step(step, self.plan.load_at(step.multiplier), paces, self.plan).step
+
+    def _choose(self, done: Sequence[StepResult]) -> PlannedStep | None:
         confirm = self._confirm_lowest(done)
         if confirm is not None:
             return confirm
@@ -527,6 +545,12 @@ def _closing_zones(low: float, high: float, left: int) -> list[tuple[float, floa
     return zones
 
 
+def scout_of(step: PlannedStep) -> PlannedStep:
+    """The scouting version of a walk step (before sizing for slow segments)."""
+    hold = max(step.hold_s * SCOUT_FRACTION, min(step.hold_s, SCOUT_MIN_HOLD_S))
+    return replace(step, warmup_s=step.warmup_s * SCOUT_FRACTION, hold_s=hold)
+
+
 def _distinct(values: object) -> list[float]:
     out: list[float] = []
     for v in sorted(values):  # type: ignore[call-overload]
@@ -549,7 +573,7 @@ def describe_policy(plan: Plan) -> str:
             "failed, at the cap, or when the load generator becomes the bottleneck",
             f"each step: {plan.warmup_s:g} s warm-up (discarded) + {plan.hold_s:g} s measured; "
             f"ramp steps far from any break are scouts: {plan.warmup_s * SCOUT_FRACTION:g} s + "
-            f"{scout_hold:g} s",
+            f"{scout_hold:g} s (both lengthened for slow or sparse segments, as shown above)",
             f"refinement: up to {plan.refine_levels} levels inside each bracket (last pass, "
             f"first fail), about {HEDGE:.0%} either side of the estimated break, placed so that "
             f"they close a bracket narrow enough for them to {RESOLUTION:.0%}-{GOAL:.0%} whatever "

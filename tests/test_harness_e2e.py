@@ -24,7 +24,7 @@ import pytest
 
 from breakpoint.cli import main
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
-from breakpoint.drive import DRAIN_MAX_S
+from breakpoint.drive import DRAIN_MARGIN_S
 from breakpoint.store import load_run
 
 pytestmark = pytest.mark.e2e
@@ -34,6 +34,7 @@ SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
 # A loopback segment whose timeout makes the hang detector's bound its floor,
 # max(RunSettings.hang_s, 2 x timeout_s) = 20 s.
+QUICK_TIMEOUT_S = 5
 QUICK_TIMEOUT_PROFILE = """\
 name = "loopback"
 share = 1
@@ -259,7 +260,7 @@ def test_hanging_target_is_detected_and_ends_the_run(
         run.wait_for(lambda: own_target.stats()["requests_total"] >= 40, "40 requests served")
         own_target.stall(600_000)
         # A bound, not a measurement: the step, the detector's silence, the drain, and slack.
-        done = run.finish(timeout_s=2 * (hold_s + HANG_S + DRAIN_MAX_S))
+        done = run.finish(timeout_s=2 * (hold_s + HANG_S + QUICK_TIMEOUT_S + DRAIN_MARGIN_S))
     finally:
         run.kill()
 

@@ -98,7 +98,7 @@ def run_demo(
         try:
             run_dir = execute(
                 settings,
-                Search(plan, {p.name: p.slo for p in profiles}),
+                Search.for_profiles(plan, profiles, emulate=True),
                 say=say,
                 progress=progress,
             )
