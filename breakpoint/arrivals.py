@@ -109,6 +109,7 @@ class ArrivalScheduler:
         # Wall time = monotonic time + offset, fixed once so the schedule cannot jump.
         offset = time.time() - time.monotonic()
         next_at = time.monotonic()
+        behind = 0
         while True:
             rate = self._rate
             if rate <= 0:
@@ -119,6 +120,13 @@ class ArrivalScheduler:
             delay = next_at - time.monotonic()
             if delay > 0:
                 gevent.sleep(delay)
+                behind = 0
+            else:
+                # Catching up after a pause: let users take the tickets already out instead of
+                # queueing the whole backlog before any of them can run.
+                behind += 1
+                if behind % 16 == 0:
+                    gevent.sleep(0)
             now = time.monotonic()
             self.schedule_lag_s.append((now + offset, max(0.0, now - next_at)))
             segment = self._pick()

@@ -196,10 +196,14 @@ class Controller(LoadTestShape):
         return True
 
     def _learn_busy(self, result: StepResult) -> None:
-        # Busy time per arrival grows with load; size the next pool from what was measured.
+        # Busy time per arrival grows with load; size the next pool from what was measured:
+        # the mean request time times the requests an iteration makes.
         for name, seg in result.segments.items():
-            if seg.mean_ms is not None and name in self.busy_s:
-                self.busy_s[name] = max(self.busy_s[name], seg.mean_ms / 1000.0)
+            if seg.mean_ms is None or name not in self.busy_s:
+                continue
+            arrivals = seg.offered_rps * result.measured_s
+            per_iteration = max(1.0, seg.requests / arrivals) if arrivals > 0 else 1.0
+            self.busy_s[name] = max(self.busy_s[name], seg.mean_ms / 1000.0 * per_iteration)
 
     def _pool_for(self, load: float) -> int:
         needed = 0.0
