@@ -22,6 +22,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from .criteria import throughput_shortfall
 from .results import (
     ERROR_KINDS,
     EndpointStats,
@@ -135,6 +136,7 @@ class _Window:
     accs: dict[str, _Acc] = field(default_factory=dict)
     health: list[tuple[str, float]] = field(default_factory=list)
     user_waits_s: list[float] = field(default_factory=list)  # arrivals that waited for a user
+    pool_capped: bool = False  # the pool wanted more users than --max-users allows
     final: bool = False
 
 
@@ -256,6 +258,11 @@ class Recorder(IterationHooks):
         if w is None or w.final or segment not in w.accs:
             return  # finished after its window's drain deadline: it was counted unfinished
         w.accs[segment].finished += 1
+
+    def pool_capped(self) -> None:
+        """The open window's arrivals needed more virtual users than the cap allows."""
+        if self._open is not None:
+            self._open.pool_capped = True
 
     def user_wait(self, window: int | None, waited_s: float) -> None:
         """An arrival of `window` waited `waited_s` for a free virtual user (a generator fault
@@ -415,11 +422,20 @@ class Recorder(IterationHooks):
         }
         if health is None:
             offered = sum(a.offered for a in w.accs.values())
+            mean_ms = [s.mean_ms for s in segments.values() if s.mean_ms is not None]
+            saturated, _ = throughput_shortfall(
+                sum(s.offered_rps for s in segments.values()),
+                sum(s.completed_rps for s in segments.values()),
+                measured_s,
+                max(mean_ms) if mean_ms else None,
+            )
             health = summarise_health(
                 w.health,
                 user_waits_s=w.user_waits_s,
                 arrivals=offered,
                 generator_errors=sum(a.generator_errors for a in w.accs.values()),
+                target_saturated=saturated and not w.pool_capped,
+                pool_capped=w.pool_capped,
             )
         return StepResult(
             index=w.index,
@@ -529,7 +545,13 @@ def summarise_health(
     user_waits_s: Sequence[float] = (),
     arrivals: int = 0,
     generator_errors: int = 0,
+    target_saturated: bool = False,
+    pool_capped: bool = False,
 ) -> GeneratorHealth:
+    """The generator's health over a window. Arrivals waiting for a free virtual user are a
+    generator fault, except while the target itself could not keep up (completed clearly below
+    offered, with the pool below its cap): then every user is held by the target's queue and
+    the wait is the target's latency, timed from the intended start."""
     cpu = [v for k, v in samples if k == "cpu"]
     loop = [v for k, v in samples if k == "loop_lag_ms"]
     sched = [v for k, v in samples if k == "schedule_lag_ms"]
@@ -549,7 +571,12 @@ def summarise_health(
     if sched_p95 > SCHEDULE_LAG_BOUND_MS:
         reasons.append(f"arrivals sent late: schedule lag p95 {sched_p95:.0f} ms")
     late = sum(1 for w in user_waits_s if w > USER_WAIT_LATE_S)
-    if arrivals and late > USER_WAIT_SHARE * arrivals:
+    if pool_capped and late:
+        reasons.append(
+            f"{late} of {arrivals} arrivals waited for a free virtual user with the pool at its "
+            "cap (raise --max-users, or the open-files limit)"
+        )
+    elif arrivals and late > USER_WAIT_SHARE * arrivals and not target_saturated:
         reasons.append(
             f"{late} of {arrivals} arrivals waited over {USER_WAIT_LATE_S * 1000:.0f} ms for a "
             "free virtual user (the pool of users was too small; raise --max-users)"

@@ -179,6 +179,7 @@ def test_generator_faults_are_not_the_targets_errors() -> None:
     windows = [rec.iteration_offered("a", 1000.0 + i * 0.01) for i in range(100)]
     for i, w in enumerate(windows):
         rec.user_wait(w, 0.2 if i < 3 else 0.0)  # 3% of arrivals waited 200 ms for a user
+        rec.iteration_finished("a", w)  # the target kept up
     rec.close_step(0, 1003.0)
     health = rec.result(0, final=True).generator
     assert health.bound and "free virtual user" in health.reasons[0]
@@ -241,3 +242,29 @@ def test_one_pause_does_not_discard_a_step() -> None:
     sustained = summarise_health([("loop_lag_ms", 150.0)] * 10 + [("loop_lag_ms", 1.0)] * 20)
     assert not one_pause.bound and one_pause.loop_lag_p99_ms == 180.0
     assert sustained.bound and "event-loop lag" in sustained.reasons[0]
+
+
+def test_waiting_for_a_user_while_the_target_is_overloaded_is_the_targets_latency() -> None:
+    """When the target completes clearly less than is offered, every user is held by its queue:
+    arrivals that wait are timed from their intended start and the step is not flagged; with
+    the pool at its cap (--max-users) the same wait is the generator's fault."""
+    for capped in (False, True):
+        clock = Clock(1000.0)
+        rec = Recorder(["a"], clock=clock)
+        rec.open_step(0, 12.0, 400.0, "ramp", warmup_s=0.0, start=1000.0)
+        windows = [rec.iteration_offered("a", 1000.0 + i * 0.0025) for i in range(4000)]
+        if capped:
+            rec.pool_capped()
+        for i, w in enumerate(windows):
+            rec.user_wait(w, 0.3)
+            if i % 2 == 0:  # the target completes half of what is offered
+                clock.t = 1000.0 + i * 0.0025 + 0.5
+                request(rec, start=1000.0 + i * 0.0025, ms=800, bp_window=w)
+                rec.iteration_finished("a", w)
+        clock.t = 1010.0
+        rec.close_step(0, 1010.0)
+        health = rec.result(0, final=True).generator
+        assert health.waited_arrivals == 4000
+        assert health.bound is capped
+        if capped:
+            assert "--max-users" in health.reasons[0]
