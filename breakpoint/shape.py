@@ -13,11 +13,13 @@ or the workers of a distributed run (distributed.py).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
+import gevent
 from locust import LoadTestShape
 
 from .config import Plan, PlannedStep
@@ -25,6 +27,14 @@ from .results import StepResult
 
 
 class Policy(Protocol):
+    """Decides the next step from the steps measured so far.
+
+    The controller calls `next_step` in a native thread, off the event loop (a curve fit takes
+    up to a second, during which requests still in flight are being timed): it must not use
+    gevent, nor change what it is given. A policy that must run on the loop (one that schedules
+    greenlets, as some tests do) sets a class attribute `needs_event_loop = True`.
+    """
+
     def next_step(self, done: Sequence[StepResult]) -> PlannedStep | None: ...
 
 
@@ -54,6 +64,43 @@ class ActiveStep:
     started_at: float
     ends_at: float
     closed_at: float | None = None
+
+
+T = TypeVar("T")
+
+# While a native thread computes, the event loop must win the GIL back quickly each time it
+# wakes: CPython lets a thread that wants the GIL wait up to the switch interval (5 ms by
+# default) before the holder must let go, and the loop wakes many times a second. Lowered only
+# while such a computation runs (benchmarks/measurement.py measures the loop lag it leaves).
+OFF_LOOP_SWITCH_INTERVAL_S = 0.0001
+
+
+class _FastSwitches:
+    """Lowers the switch interval while at least one off-loop computation runs."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.saved = 0.0
+
+    def __enter__(self) -> None:
+        if self.running == 0:
+            self.saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(self.saved, OFF_LOOP_SWITCH_INTERVAL_S))
+        self.running += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.running -= 1
+        if self.running == 0:
+            sys.setswitchinterval(self.saved)
+
+
+_fast_switches = _FastSwitches()
+
+
+def run_off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in gevent's native thread pool: this greenlet waits, the others keep running."""
+    with _fast_switches:
+        return gevent.get_hub().threadpool.apply(fn, args)
 
 
 # The pool of ready users in the open model: enough that an arrival rarely waits for a free
@@ -123,7 +170,7 @@ class Controller(LoadTestShape):
         now = self.clock()
         active = self.active
         if active is None:
-            first = self.policy.next_step(self.done)
+            first = self._next_step()
             if first is None:
                 self._finish("nothing to run")
                 return None
@@ -135,7 +182,7 @@ class Controller(LoadTestShape):
             if self._closing_partial:
                 self._finish(self.stop_reason or "stopped")
                 return None
-            following = self.policy.next_step(self.done)
+            following = self._next_step()
             if following is None:
                 self._finish("plan complete")
                 return None
@@ -162,6 +209,13 @@ class Controller(LoadTestShape):
                 self.done[i] = final
 
     # Internals -------------------------------------------------------------------------------
+    def _next_step(self) -> PlannedStep | None:
+        """The policy's next step, computed off the event loop (see Policy)."""
+        done = list(self.done)  # replace_result may swap entries meanwhile: decide on these
+        if getattr(self.policy, "needs_event_loop", False):
+            return self.policy.next_step(done)
+        return run_off_loop(self.policy.next_step, done)
+
     def _finish(self, reason: str) -> None:
         self.finished = True
         self.stop_reason = self.stop_reason or reason

@@ -60,6 +60,8 @@ class FixedSteps:
     """A Policy that holds the given steps in order (no search), calling `on_start(i, step)`
     as step i starts, so a test can act at a known time inside a step."""
 
+    needs_event_loop = True  # on_start schedules greenlets (see shape.Policy)
+
     def __init__(
         self,
         steps: Sequence[PlannedStep],
