@@ -1,9 +1,11 @@
-"""Benchmark of the measuring path: the recorder's cost and 1 vs 2 local worker processes.
+"""Benchmark of the measuring path: the recorder's cost, 1 vs 2 local worker processes, and the
+event loop's lateness while a step boundary's work runs.
 
-Run: `python benchmarks/measurement.py [--quick] [--no-readme]` (about 3 minutes; --quick about
-1.5). Against the embedded target on 127.0.0.1 (64 workers, 0.05 ms constant
-service: the target's own CPU, printed, is the only limit it has), FastHttpUsers with no wait
-time fetching /api/page, it prints side by side:
+Run: `python benchmarks/measurement.py [--quick] [--no-readme] [--boundaries-only]` (about 4.5
+minutes; --quick about 2.5; --boundaries-only runs part 3 alone, about 2, and replaces only part
+3 in the README). Against the
+embedded target on 127.0.0.1 (64 workers, 0.05 ms constant service: the target's own CPU,
+printed, is the only limit it has), it prints side by side:
 
 1. Recorder overhead (DESIGN.md section 10): requests per second of one Locust process without
    and with breakpoint's `Recorder.on_request` listener on `events.request` (the users tag their
@@ -12,9 +14,16 @@ time fetching /api/page, it prints side by side:
    alternate, medians of the repeats. Goal: the recorder costs under 10%.
 2. Distributed ceiling: Locust master in this process with 1, then 2, local worker processes
    (the same user class, 50 users per worker), alternating. Goal: 2 workers give at least 1.7x.
+3. Step boundaries (issue 12): breakpoint's own users (shop scenario, default profiles, emulated
+   networks, so slow downloads are in flight), arrival scheduler and samplers; in measured
+   windows, the work of a step boundary done as before issue 12 (on the event loop) and as now
+   (store writes in a background thread, the policy in gevent's thread pool, young-generation
+   garbage collection). Schedule lag and loop lag p99 of each window, side by side, and the
+   pause each piece of work causes.
 
-Requests are counted by the target (/__stats), not by the generator, so every variant is
-measured the same way; each process's CPU is sampled with psutil over the window.
+In parts 1 and 2 requests are counted by the target (/__stats), not by the generator, so every
+variant is measured the same way; each process's CPU is sampled with psutil over the window.
+FastHttpUsers with no wait fetch /api/page.
 
 The figures are also written to benchmarks/README.md under "## measurement.py" (other sections
 of that file are left alone).
@@ -23,10 +32,14 @@ of that file are left alone).
 from __future__ import annotations
 
 import argparse
+import gc
+import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +56,7 @@ from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_pro
 from breakpoint.recorder import Recorder
 
 README = Path(__file__).with_name("README.md")
+ROOT = Path(__file__).resolve().parents[1]
 HEADING = "## measurement.py"
 SEGMENT = "bench"
 USERS_PER_PROCESS = 50
@@ -172,6 +186,262 @@ def _distributed(target: TargetProcess, workers: int, *, warmup_s: float, hold_s
     return window
 
 
+# -- 3. step-boundary work while requests are in flight -----------------------------------------
+
+BOUNDARY_RATE = 60.0  # iterations per second: the shop scenario, default profiles, emulated
+BOUNDARY_USERS = 1_500  # ready users (thousands of objects for the garbage collector to scan)
+BOUNDARY_WINDOW_S = 12.0  # the second boundary ends just before
+BOUNDARIES_AT_S = (1.0, 6.0)  # two step boundaries inside each measured window
+FINAL_AFTER_S = 3.0  # a step's final record follows its provisional one once it drained
+GAP_S = 0.2  # between pieces, so that each piece's pause is seen apart
+BOUNDARY_VARIANTS = ("before", "after, 5 ms switch interval", "after")
+PIECES = ("store: provisional", "policy: next_step", "gc", "store: final")
+FINE_TICK_S = 0.005
+FAST_ENDPOINT = "/api/page"
+
+
+def _append_on_loop(fh: Any, step: Any, *, final: bool) -> None:
+    """RunWriter.append before issue 12: encode, write and fsync on the event loop."""
+    lines = "".join(
+        json.dumps({**rec, "final": final}, separators=(",", ":")) + "\n" for rec in step.records()
+    )
+    fh.write(lines)
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def _full_collection() -> int:
+    """collect_garbage_now before issue 12: unfreeze, collect everything, freeze."""
+    gc.unfreeze()
+    found = gc.collect()
+    gc.freeze()
+    return found
+
+
+class _FineLag:
+    """How late the event loop wakes a greenlet sleeping 5 ms (breakpoint's sampler: 100 ms)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []  # (woke at, perf_counter; lag ms)
+        self.greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            gevent.sleep(FINE_TICK_S)
+            t1 = time.perf_counter()
+            self.samples.append((t1, max(0.0, (t1 - t0 - FINE_TICK_S) * 1000)))
+
+    def between(self, start: float, end: float) -> list[float]:
+        return [lag for at, lag in self.samples if start <= at <= end]
+
+
+@dataclass(frozen=True)
+class BoundaryWindow:
+    """One measured window holding two step boundaries, as breakpoint's samplers saw it."""
+
+    schedule_lag_p99_ms: float
+    schedule_lag_max_ms: float
+    loop_lag_p99_ms: float
+    loop_lag_max_ms: float
+    fine_lag_max_ms: float
+    fast_segment: str  # the segment with the shortest round trip
+    fast_p99_ms: float  # p99 latency of its /api/page requests (2 KB: quick) in the window
+    in_flight: float  # iterations in flight as the boundaries began (mean)
+    pieces: dict[str, list[tuple[float, float]]]  # piece -> (loop pause ms, wall ms) each time
+    result_pauses: list[tuple[float, float]]  # recorder.result() between windows (all so far)
+    collected: int  # objects the garbage collections found
+
+
+class _Boundaries:
+    """A load like a run's (emulated slow clients, open-model arrivals, 1,500 ready users) and
+    the work a step boundary does, done the old way or the new way while requests fly."""
+
+    def __init__(self, target: TargetProcess, out: Path) -> None:
+        sys.path.insert(0, str(ROOT / "tests"))
+        import runbuilder
+
+        from breakpoint import drive
+        from breakpoint.arrivals import ArrivalScheduler
+        from breakpoint.config import Plan
+        from breakpoint.guard import HostGuard
+        from breakpoint.profiles import default_profile_names, resolve_profiles
+        from breakpoint.search import Search
+        from breakpoint.shape import Controller
+        from breakpoint.store import RunWriter, load_run
+
+        profiles = tuple(resolve_profiles(default_profile_names()))
+        settings = drive.RunSettings(
+            scenario=ROOT / "scenarios" / "shop.py",
+            host=target.url,
+            plan=Plan(model="open", baseline=BOUNDARY_RATE),
+            profiles=profiles,
+            label="boundaries",
+            out_dir=out,
+        )
+        seg = drive._prepare(settings)
+        self.fast = min(profiles, key=lambda p: p.network.rtt_ms).name
+        self.recorder = Recorder(seg.names)
+        self.scheduler = ArrivalScheduler(
+            seg.shares, seed=1, on_issue=self.recorder.iteration_offered
+        )
+        classes = drive._classes(
+            settings, seg, self.recorder, self.scheduler, HostGuard(target.url, ())
+        )
+        self.env = Environment(user_classes=classes, host=target.url)
+        self.env.events.request.add_listener(self.recorder.on_request)
+        self.runner = self.env.create_local_runner()
+        drive._quiet_locust()
+        # What the search decides on after 10 steps of a 6-segment run (a curve fit per segment).
+        built = load_run(runbuilder.build_run(out, steps=12, profiles=profiles))
+        plan = Plan.from_dict(dict(built.info["plan"]))
+        self.search = Search(plan, {p.name: p.slo for p in profiles})
+        self.done = built.steps[:10]
+        self.controller = Controller(
+            plan=plan,
+            policy=self.search,
+            source=None,  # type: ignore[arg-type]  (only its policy call is used)
+            shares=seg.shares,
+            busy_s=seg.busy,
+            pool_weights=seg.pool_weights,
+            on_step_closed=lambda result: None,
+        )
+        self.controller.done = list(self.done)
+        self.writer = RunWriter(out, "after", {})
+        self.old_file = open(out / "before-steps.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self.collect_now = drive.collect_garbage_now
+        self.samplers: list[Any] = []
+        self.fine: _FineLag | None = None
+        self.index = 0
+        self.step: Any = None  # the step whose records the boundaries write
+        self.result_pauses: list[tuple[float, float]] = []  # recorder.result(), between windows
+
+    def start(self) -> None:
+        from breakpoint import drive
+
+        self.collect_now(True)
+        self.samplers = drive._start_samplers(self.recorder, self.scheduler)
+        self.fine = _FineLag()
+        self.recorder.open_step(self.index, 1.0, BOUNDARY_RATE, "ramp", 0.0, start=time.time())
+        self.runner.start(BOUNDARY_USERS, spawn_rate=BOUNDARY_USERS)
+        self.scheduler.set_rate(BOUNDARY_RATE, self.index)
+        gevent.sleep(8.0)  # users spawned, slow downloads in flight
+        self.step = self.recorder.result(self.index, final=False)
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        self.runner.quit()
+        for g in self.samplers:
+            g.kill(block=False)
+        if self.fine is not None:
+            self.fine.greenlet.kill(block=False)
+        self.writer.close()
+        self.old_file.close()
+
+    def window(self, variant: str) -> BoundaryWindow:
+        from breakpoint import shape
+
+        assert self.fine is not None
+        self.recorder.close_step(self.index)
+        self.recorder.forget(self.index)
+        self.index += 1
+        index = self.index
+        start = time.time()
+        self.recorder.open_step(index, 1.0, BOUNDARY_RATE, "ramp", 0.0, start=start)
+        self.scheduler.set_rate(BOUNDARY_RATE, index)
+        began = time.perf_counter()
+        pieces: dict[str, list[tuple[float, float]]] = {p: [] for p in PIECES}
+        in_flight: list[int] = []
+        collected = [0]
+        saved_interval = shape.OFF_LOOP_SWITCH_INTERVAL_S
+        if variant == "after, 5 ms switch interval":
+            shape.OFF_LOOP_SWITCH_INTERVAL_S = 0.005
+        try:
+            workers = [
+                gevent.spawn_later(at, self._boundary, variant, index, pieces, in_flight, collected)
+                for at in BOUNDARIES_AT_S
+            ]
+            gevent.sleep(BOUNDARY_WINDOW_S)
+            gevent.joinall(workers, raise_error=True)
+        finally:
+            shape.OFF_LOOP_SWITCH_INTERVAL_S = saved_interval
+        ended = time.perf_counter()
+        self.recorder.close_step(index)
+        result = self.recorder.result(index, final=False)
+        # What LocalSteps.close and _live compute (not changed by issue 12), timed apart.
+        pauses = {"result": self.result_pauses}
+        for _ in range(2):
+            self.step = self._piece(
+                pauses, "result", lambda: self.recorder.result(index, final=False)
+            )
+        health = self.recorder.health_of(index)
+        loop = [v for k, v in health if k == "loop_lag_ms"]
+        sched = [v for k, v in health if k == "schedule_lag_ms"]
+        fine = sorted(self.fine.between(began, ended))
+        return BoundaryWindow(
+            schedule_lag_p99_ms=result.generator.schedule_lag_p99_ms,
+            schedule_lag_max_ms=max(sched, default=0.0),
+            loop_lag_p99_ms=result.generator.loop_lag_p99_ms,
+            loop_lag_max_ms=max(loop, default=0.0),
+            fine_lag_max_ms=fine[-1] if fine else 0.0,
+            fast_segment=self.fast,
+            fast_p99_ms=result.segments[self.fast].endpoints[FAST_ENDPOINT].p99_ms or 0.0,
+            in_flight=statistics.mean(in_flight) if in_flight else 0.0,
+            pieces=pieces,
+            result_pauses=self.result_pauses,
+            collected=collected[0],
+        )
+
+    def _boundary(
+        self,
+        variant: str,
+        index: int,
+        pieces: dict[str, list[tuple[float, float]]],
+        in_flight: list[int],
+        collected: list[int],
+    ) -> None:
+        """What a step boundary does, in the order drive.py and shape.py do it."""
+        before = variant == "before"
+        in_flight.append(self.recorder.in_flight(index))
+        step = self.step
+
+        def append(final: bool) -> None:
+            if before:
+                _append_on_loop(self.old_file, step, final=final)
+            else:
+                self.writer.append(step, final=final)
+
+        def policy() -> None:
+            if before:
+                self.search.next_step(self.done)
+            else:
+                self.controller._next_step()  # the controller's own call: off the loop
+
+        def collect() -> None:
+            if before:
+                collected[0] += _full_collection()
+            else:
+                self.collect_now()
+
+        self._piece(pieces, "store: provisional", lambda: append(False))
+        self._piece(pieces, "policy: next_step", policy)
+        self._piece(pieces, "gc", collect)
+        gevent.sleep(FINAL_AFTER_S)
+        self._piece(pieces, "store: final", lambda: append(True))
+
+    def _piece(self, pieces: dict[str, list[tuple[float, float]]], name: str, work: Any) -> Any:
+        assert self.fine is not None
+        gevent.sleep(GAP_S)
+        t0 = time.perf_counter()
+        value = work()
+        t1 = time.perf_counter()
+        gevent.sleep(GAP_S)
+        # The sample that spans a pause wakes just after it: look a little past the end.
+        lags = self.fine.between(t0, t1 + GAP_S / 2)
+        pieces[name].append((max(lags, default=0.0), (t1 - t0) * 1000))
+        return value
+
+
 # -- report ------------------------------------------------------------------------------------
 
 
@@ -201,14 +471,158 @@ class Figures:
         )
 
 
+def _boundary_windows(target: TargetProcess, repeats: int) -> dict[str, list[BoundaryWindow]]:
+    windows: dict[str, list[BoundaryWindow]] = {v: [] for v in BOUNDARY_VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = _Boundaries(target, Path(tmp))
+        bench.start()
+        try:
+            for _ in range(repeats):
+                for variant in BOUNDARY_VARIANTS:  # alternating: other work falls on each alike
+                    windows[variant].append(bench.window(variant))
+        finally:
+            bench.stop()
+    return windows
+
+
+PART3 = "3. Step-boundary work"
+
+
+def _boundary_section(
+    windows: dict[str, list[BoundaryWindow]], took: float, command: str | None = None
+) -> list[str]:
+    """Part 3's text; `command` when it ran alone (its own command line and date)."""
+    med = statistics.median
+    repeats = len(windows["before"])
+
+    def ms(x: float) -> str:
+        return f"{x:,.1f}" if x < 10 else f"{x:,.0f}"
+
+    section = [
+        f"{PART3} while requests are in flight (issue 12: nothing may block the event loop "
+        "during a measured window).",
+        "",
+        (
+            f"`{command}` ({time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
+            f"Locust {locust.__version__}; took {took:.0f} s). Against the same demo target, in "
+            "the benchmark process"
+            if command
+            else f"In the benchmark process against the same target ({took:.0f} s)"
+        )
+        + ": the shop scenario with the "
+        f"default profiles, networks emulated (a 3G user's 200 KB download lasts about 5 s), "
+        f"{BOUNDARY_RATE:g} arrivals/s on the open-model schedule, {BOUNDARY_USERS:,} ready "
+        f"users. Each {BOUNDARY_WINDOW_S:g} s window holds two step boundaries (at "
+        f"{' and '.join(f'{t:g}' for t in BOUNDARIES_AT_S)} s), each doing what a boundary does "
+        "in drive.py and shape.py and this change touches: the step's provisional record in "
+        "the store, the search's next step (Search.next_step after 10 steps of a 6-segment "
+        "run: curve fits), the garbage collection as a step opens, and "
+        f"{FINAL_AFTER_S:g} s later the final record ({GAP_S:g} s between pieces, so each "
+        "piece's pause is seen apart). 'before' "
+        "does it as the code did before issue 12, on the event loop: RunWriter.append encoding, "
+        "writing and fsync'ing; Search.next_step; gc.unfreeze + gc.collect + gc.freeze. 'after' "
+        "calls the new code: RunWriter's writer thread; Controller._next_step, which runs the "
+        "policy in gevent's native thread pool with the switch interval lowered to "
+        "0.1 ms meanwhile (the 5 ms variant keeps Python's default); collect_garbage_now, "
+        "which collects the young generations and freezes everything. Schedule lag "
+        "(arrivals.py) and "
+        "loop lag (drive._sample_loop_lag, every 100 ms) are breakpoint's own samplers over "
+        "the window, p99 as a step reports them; a 5 ms loop-lag sampler is added, and the p99 "
+        f"latency of {FAST_ENDPOINT} (2 KB) in the segment with the shortest round trip (quick "
+        f"requests: a pause shows in them). Medians of {repeats} alternating windows per "
+        "variant.",
+        "",
+        "| variant | schedule lag p99 | max | loop lag p99 | max | 5 ms sampler: max "
+        f"| {windows['before'][0].fast_segment} {FAST_ENDPOINT} p99 | iterations in flight |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for variant in BOUNDARY_VARIANTS:
+        ws = windows[variant]
+        section.append(
+            f"| {variant} | {ms(med(w.schedule_lag_p99_ms for w in ws))} ms "
+            f"| {ms(med(w.schedule_lag_max_ms for w in ws))} ms "
+            f"| {ms(med(w.loop_lag_p99_ms for w in ws))} ms "
+            f"| {ms(med(w.loop_lag_max_ms for w in ws))} ms "
+            f"| {ms(med(w.fine_lag_max_ms for w in ws))} ms "
+            f"| {ms(med(w.fast_p99_ms for w in ws))} ms "
+            f"| {med(w.in_flight for w in ws):.0f} |"
+        )
+
+    def piece(variant: str, name: str, which: int) -> float:
+        return med(x[which] for w in windows[variant] for x in w.pieces[name])
+
+    section += [
+        "",
+        "Each piece on its own: how late the event loop was during it (the 5 ms sampler's "
+        "worst) and how long it took, medians over the boundaries.",
+        "",
+        "| piece | pause before | pause after, 5 ms switch interval | pause after "
+        "| took before | took after |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    names = {
+        "store: provisional": "store: the provisional record",
+        "policy: next_step": "policy: next_step",
+        "gc": "garbage collection as the step opens",
+        "store: final": "store: the final record",
+    }
+    for name in PIECES:
+        section.append(
+            f"| {names[name]} | {ms(piece('before', name, 0))} ms "
+            f"| {ms(piece(BOUNDARY_VARIANTS[1], name, 0))} ms | {ms(piece('after', name, 0))} ms "
+            f"| {ms(piece('before', name, 1))} ms | {ms(piece('after', name, 1))} ms |"
+        )
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+    result = windows["before"][0].result_pauses  # shared: timed between all windows
+    section += [
+        "",
+        "What stays on the loop, and is left out of the windows above: recorder.result() of "
+        "the step, which LocalSteps.close computes as each step closes and _live once a second "
+        f"(not changed here). Timed apart between the windows ({len(result)} times): pause "
+        f"median {ms(med(x[0] for x in result))} ms, worst {ms(max(x[0] for x in result))} ms. "
+        "Its cost varies from run to run with numpy's multithreaded BLAS, which wakes its "
+        "threads for a dot product per histogram (results.mean_us); OPENBLAS_NUM_THREADS=1 set "
+        f"before the run takes that part away. OPENBLAS_NUM_THREADS in this run: {blas}.",
+    ]
+    found = sum(w.collected for w in windows["before"])
+    passes = sum(len(w.pieces["gc"]) for w in windows["before"])
+    section += [
+        "",
+        f"The old full collections ({passes} of them, everything unfrozen) found {found:,} "
+        "unreachable objects in all: about the most that freezing for the whole run can leave "
+        "uncollected (a run's first step still collects everything, before any request).",
+        "",
+    ]
+    return section
+
+
 def _write_readme(text: str) -> None:
     write_section(README, HEADING, text)
+
+
+def _write_part3(part3: list[str]) -> None:
+    """Replace part 3 of the section (or add it), keeping parts 1 and 2 as they were measured."""
+    lines = README.read_text(encoding="utf-8").splitlines() if README.exists() else []
+    if HEADING not in (line.strip() for line in lines):
+        _write_readme("\n".join([HEADING, "", *part3]))
+        return
+    start = next(i for i, line in enumerate(lines) if line.strip() == HEADING)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    body = lines[start:end]
+    cut = next((i for i, line in enumerate(body) if line.startswith(PART3)), len(body))
+    kept = "\n".join(body[:cut]).rstrip("\n").splitlines()
+    _write_readme("\n".join([*kept, "", *part3]))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter measuring windows")
     parser.add_argument("--no-readme", action="store_true", help="only print the figures")
+    parser.add_argument(
+        "--boundaries-only",
+        action="store_true",
+        help="only part 3 (step-boundary work); the README keeps parts 1 and 2 as they are",
+    )
     parser.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._worker:
@@ -225,7 +639,20 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 3 if args.quick else 8
     spread_hold_s = 5.0 if args.quick else 7.0
     spread_repeats = 2 if args.quick else 3
+    boundary_repeats = 2 if args.quick else 3
     config = TargetConfig(workers=64, service_ms=0.05, distribution="constant", seed=1)
+    if args.boundaries_only:
+        with start_target_process(config) as target:
+            boundaries = _boundary_windows(target, boundary_repeats)
+        command = "python benchmarks/measurement.py --boundaries-only" + (
+            " --quick" if args.quick else ""
+        )
+        part3 = _boundary_section(boundaries, time.time() - started, command)
+        print("\n".join(part3))
+        if not args.no_readme:
+            _write_part3(part3)
+            print(f"written to {README} (part 3 of {HEADING!r}; parts 1 and 2 kept)")
+        return 0
     with start_target_process(config) as target:
         single: dict[str, list[Window]] = {v: [] for v in VARIANTS}
         for _ in range(repeats):
@@ -235,6 +662,9 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(spread_repeats):
             for n in (1, 2):
                 spread[n].append(_distributed(target, n, warmup_s=2.0, hold_s=spread_hold_s))
+        boundaries_started = time.time()
+        boundaries = _boundary_windows(target, boundary_repeats)
+        boundaries_took = time.time() - boundaries_started
     took = time.time() - started
     fig = {v: Figures.of(ws) for v, ws in single.items()}
     one, two = Figures.of(spread[1]), Figures.of(spread[2])
@@ -324,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
             "per-CPU-second column, which is steadier when other work shares the machine.",
             "",
         ]
+    section += _boundary_section(boundaries, boundaries_took)
     print("\n".join(section))
     if not args.no_readme:
         _write_readme("\n".join(section))
