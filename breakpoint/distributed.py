@@ -236,7 +236,7 @@ class WorkerAgent:
         *,
         seed: int,
         drain_timeout_s: float,
-        collect_garbage: Callable[[], None] = lambda: None,
+        collect_garbage: Callable[[bool], None] = lambda everything: None,
         guard: Any = None,
     ) -> None:
         self.guard = guard
@@ -254,7 +254,7 @@ class WorkerAgent:
 
     def _on_step(self, environment: Any, msg: Any, **_: Any) -> None:
         d = msg.data
-        self.collect_garbage()
+        self.collect_garbage(int(d["index"]) == 0)  # everything before the first step only
         self.recorder.open_step(
             int(d["index"]),
             float(d["multiplier"]),

@@ -179,6 +179,10 @@ class LocalSteps:
         self.shares = shares
         self.on_final = on_final
         self.drain_timeout_s = drain_timeout_s
+        # The pool's cap and its current size (set once the runner exists): arrivals waiting
+        # with the pool at its cap are the generator's fault whatever the target does.
+        self.max_users = 1 << 30
+        self.user_count: Callable[[], int] = lambda: 0
         self.stopping_now = False
         self._pending: set[int] = set()
         self._cooling: set[int] = set()
@@ -187,7 +191,7 @@ class LocalSteps:
         self._finals: dict[int, StepResult] = {}
 
     def open(self, index: int, planned: PlannedStep, load: float, now: float) -> None:
-        collect_garbage_now()
+        collect_garbage_now(everything=index == 0)
         self.recorder.open_step(
             index, planned.multiplier, load, planned.phase, planned.warmup_s, start=now
         )
@@ -220,10 +224,13 @@ class LocalSteps:
     def backlogged(self, load: float) -> bool:
         if self.scheduler is None:
             return False
-        return any(
+        waiting = any(
             self.scheduler.backlog(name) > max(5.0, load * share * 0.5)
             for name, share in self.shares.items()
         )
+        if waiting and self.user_count() >= self.max_users:
+            self.recorder.pool_capped()
+        return waiting
 
     def stop_arrivals(self) -> None:
         if self.scheduler is not None:
@@ -247,15 +254,27 @@ class LocalSteps:
         self.recorder.forget(index)
 
 
-def collect_garbage_now() -> None:
-    """A full garbage collection now, at the start of a step's warm-up (which is discarded).
+def collect_garbage_now(everything: bool = False) -> None:
+    """Collect the young garbage as a step opens, then freeze whatever is alive.
 
     With thousands of users the collector's automatic full passes paused the whole generator
-    for 100-300 ms in the middle of measured windows (seen in the demo). Collect here, then
-    freeze what survived so later automatic passes only scan what is new.
+    for 100-300 ms in the middle of measured windows (seen in the demo). Frozen objects are left
+    out of every later pass, so each step's opening freezes what is alive (above all the users
+    spawned so far): automatic passes then only scan what is new. Nothing here may pause for
+    long either: when a step opens, the previous step's slow requests are still in flight and
+    being timed. Unfreezing to collect everything paused 100-200 ms with 1,500 users, and even a
+    full pass over what is not yet frozen scans every user spawned since the last step (50-130
+    ms the step after they were). So only the young generations are collected (about a
+    millisecond) before freezing. Garbage already in the old generation is frozen with the rest:
+    under load the old full passes found a few hundred unreachable objects per run
+    (benchmarks/measurement.py). With `everything` (a run's first step, before any request) all
+    is unfrozen and collected, so that runs in one process do not pile up frozen garbage.
     """
-    gc.unfreeze()
-    gc.collect()
+    if everything:
+        gc.unfreeze()
+        gc.collect()
+    else:
+        gc.collect(1)
     gc.freeze()
 
 
@@ -395,6 +414,9 @@ def execute(
     else:
         env.events.request.add_listener(recorder.on_request)
         runner = env.create_local_runner()  # type: ignore[assignment]
+        if isinstance(source, LocalSteps):
+            source.max_users = settings.max_users
+            source.user_count = lambda: int(runner.user_count)
 
     stopping_now = [False]
 

@@ -1,17 +1,21 @@
-"""Work at step boundaries leaves the event loop free: the policy."""
+"""Work at step boundaries leaves the event loop free: the policy and the garbage collector."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import sys
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import gevent
+import pytest
 from gevent import monkey
 
 from breakpoint.config import Plan, PlannedStep
+from breakpoint.drive import collect_garbage_now
 from breakpoint.results import StepResult
 from breakpoint.shape import Controller
 
@@ -151,3 +155,52 @@ def test_a_policy_that_needs_the_loop_runs_on_it() -> None:
     gevent.sleep(0.05)
     assert policy.thread == native_ident()
     assert policy.fired == [True]
+
+
+def _collections_during(work: Callable[[], None]) -> list[int]:
+    generations: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            generations.append(info["generation"])
+
+    gc.callbacks.append(note)
+    try:
+        work()
+    finally:
+        gc.callbacks.remove(note)
+    return generations
+
+
+def test_a_step_opening_collects_only_the_young_generations() -> None:
+    """As a step opens (requests of the previous one still in flight) no full collection runs:
+    frozen objects are not scanned again, so cyclic garbage among them survives; what is alive
+    is frozen. The run's first step (nothing in flight yet) unfreezes and collects everything.
+    """
+
+    class Node:
+        pass
+
+    gc.freeze()
+    try:
+        cycle = Node()
+        cycle.self = cycle  # type: ignore[attr-defined]
+        gone = weakref.ref(cycle)
+        gc.freeze()  # frozen while alive, as the users and in-flight requests of a step are
+        del cycle
+        alive = [Node() for _ in range(1000)]
+
+        assert max(_collections_during(collect_garbage_now)) <= 1
+        assert gone() is not None  # a full pass over frozen objects would have freed it
+        assert gc.get_count()[0] == 0 and gc.get_freeze_count() >= len(alive)
+
+        assert 2 in _collections_during(lambda: collect_garbage_now(everything=True))
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+
+
+@pytest.fixture(autouse=True)
+def _no_frozen_leftovers() -> Any:
+    yield
+    gc.unfreeze()
