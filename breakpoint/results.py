@@ -112,7 +112,9 @@ def mean_us(hist: HdrHistogram) -> float:
     if not total:
         return 0.0
     counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len].astype(np.float64)
-    return float(counts @ _index_values(hist) / total)
+    # An elementwise product, not `@`: a BLAS dot product starts OpenBLAS's threads, which
+    # paused the load generator up to 200 ms inside a step (benchmarks/measurement.py).
+    return float((counts * _index_values(hist)).sum() / total)
 
 
 def percentiles_ms(hist: HdrHistogram) -> dict[str, float | None]:

@@ -174,7 +174,7 @@ class Controller(LoadTestShape):
             if first is None:
                 self._finish("nothing to run")
                 return None
-            self._start(first, now)
+            self._start(first, self.clock())  # the policy took time
         elif active.closed_at is not None:
             # Waiting for the closed step's measurements (distributed workers send them).
             if not self._collect(active, now):
@@ -186,7 +186,7 @@ class Controller(LoadTestShape):
             if following is None:
                 self._finish("plan complete")
                 return None
-            self._start(following, now)
+            self._start(following, self.clock())  # the policy took time
         elif self.stop_reason is not None:
             self._close(active, now, partial=True)
             return self._tick()
