@@ -113,8 +113,7 @@ from typing import Any
 
 from _readme import write_section
 
-from breakpoint import netmodel, queueing
-from breakpoint.config import Plan, PlannedStep
+from breakpoint.analysis.search import SCOUT_FRACTION, SCOUT_MIN_HOLD_S, linear_ramp_load_time_s
 from breakpoint.demo.target import (
     ASSET_COST,
     TargetConfig,
@@ -122,10 +121,12 @@ from breakpoint.demo.target import (
     start_target_process,
 )
 from breakpoint.emulate import _head_bytes as emulated_head_bytes
-from breakpoint.profiles import Profile, load_profile_file, resolve_profiles
+from breakpoint.plan import netmodel
+from breakpoint.plan.profiles import Profile, load_profile_file, resolve_profiles
+from breakpoint.plan.steps import Plan, PlannedStep
 from breakpoint.results import StepResult
-from breakpoint.search import SCOUT_FRACTION, SCOUT_MIN_HOLD_S, linear_ramp_load_time_s
-from breakpoint.store import load_run
+from breakpoint.runs.store import load_run
+from breakpoint.sim import queueing
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent

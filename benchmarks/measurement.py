@@ -53,7 +53,7 @@ from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
-from breakpoint.recorder import Recorder
+from breakpoint.load.recorder import Recorder
 
 README = Path(__file__).with_name("README.md")
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,14 +261,14 @@ class _Boundaries:
         sys.path.insert(0, str(ROOT / "tests"))
         import runbuilder
 
-        from breakpoint import drive
-        from breakpoint.arrivals import ArrivalScheduler
-        from breakpoint.config import Plan
-        from breakpoint.guard import HostGuard
-        from breakpoint.profiles import default_profile_names, resolve_profiles
-        from breakpoint.search import Search
-        from breakpoint.shape import Controller
-        from breakpoint.store import RunWriter, load_run
+        from breakpoint.analysis.search import Search
+        from breakpoint.load import drive
+        from breakpoint.load.arrivals import ArrivalScheduler
+        from breakpoint.load.controller import Controller
+        from breakpoint.load.guard import HostGuard
+        from breakpoint.plan.profiles import default_profile_names, resolve_profiles
+        from breakpoint.plan.steps import Plan
+        from breakpoint.runs.store import RunWriter, load_run
 
         profiles = tuple(resolve_profiles(default_profile_names()))
         settings = drive.RunSettings(
@@ -317,7 +317,7 @@ class _Boundaries:
         self.result_pauses: list[tuple[float, float]] = []  # recorder.result(), between windows
 
     def start(self) -> None:
-        from breakpoint import drive
+        from breakpoint.load import drive
 
         self.collect_now(True)
         self.samplers = drive._start_samplers(self.recorder, self.scheduler)
@@ -339,7 +339,7 @@ class _Boundaries:
         self.old_file.close()
 
     def window(self, variant: str) -> BoundaryWindow:
-        from breakpoint import shape
+        from breakpoint.load import shape
 
         assert self.fine is not None
         self.recorder.close_step(self.index)

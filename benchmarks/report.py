@@ -63,13 +63,13 @@ class _Clock:
 
 def _round(run_dir: Path) -> dict[str, float]:
     """One report of the run, timed phase by phase as publish() does it, then publish() itself."""
-    from breakpoint.config import Plan
-    from breakpoint.model import analyse
-    from breakpoint.profiles import profile_from_dict
-    from breakpoint.publish import publish
-    from breakpoint.report import plots, render
-    from breakpoint.store import load_run, write_json
-    from breakpoint.summary import build_summary, markdown
+    from breakpoint.analysis.model import analyse
+    from breakpoint.output.publish import publish
+    from breakpoint.output.report import plots, render
+    from breakpoint.plan.profiles import profile_from_dict
+    from breakpoint.plan.steps import Plan
+    from breakpoint.runs.store import load_run, write_json
+    from breakpoint.runs.summary import build_summary, markdown
 
     times: dict[str, float] = {}
     t = time.perf_counter()
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Goal: analysis and report under {GOAL_S:g} s. Median of {len(warm)} warm rounds "
         f"({verdict} the goal); the cold first round in the process also pays font and lazy "
-        f"imports. Importing breakpoint.publish (numpy, scipy, matplotlib, jinja2) costs "
+        f"imports. Importing breakpoint.output.publish (numpy, scipy, matplotlib, jinja2) costs "
         f"{imports:.2f} s once per process.",
         "",
         "| phase | warm median (s) | cold first round (s) |",

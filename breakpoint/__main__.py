@@ -1,5 +1,5 @@
 """`python -m breakpoint` is the `breakpoint` command."""
 
-from .cli import main
+from breakpoint.cli.main import main
 
 raise SystemExit(main())

@@ -3,7 +3,7 @@
 A plain Locust locustfile for the acceptance test and the accuracy benchmark (DESIGN.md section
 6). /api/page is the embedded target's endpoint whose mean service time is exactly S (cost factor
 1), so with Poisson arrivals the target is an M/M/c queue and its breaking point follows from
-Erlang C (breakpoint.queueing.break_rate).
+Erlang C (breakpoint.sim.queueing.break_rate).
 
 Use it with the open model (`--baseline-rps`): breakpoint replaces the wait with scheduled
 arrivals, so `constant(0)` is only what plain `locust -f` would do (no think time at all).

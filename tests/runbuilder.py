@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from breakpoint import __version__, netmodel
-from breakpoint.config import Plan, ramp, same_level
-from breakpoint.criteria import judge_step
-from breakpoint.profiles import Profile, builtin_profiles, normalised_shares
-from breakpoint.queueing import erlang_c
+from breakpoint import __version__
+from breakpoint.analysis.criteria import judge_step
+from breakpoint.plan import netmodel
+from breakpoint.plan.profiles import Profile, builtin_profiles, normalised_shares
+from breakpoint.plan.steps import Plan, ramp, same_level
 from breakpoint.results import (
     EndpointStats,
     GeneratorHealth,
@@ -38,7 +38,8 @@ from breakpoint.results import (
     new_histogram,
     percentiles_ms,
 )
-from breakpoint.store import RunWriter
+from breakpoint.runs.store import RunWriter
+from breakpoint.sim.queueing import erlang_c
 
 SCRIPT_ENDPOINT = "<script>alert(1)</script>"
 

@@ -1,7 +1,7 @@
 """User mistakes get one clear line naming the file or option, exit code 2, and no traceback.
 
 DESIGN.md section 9: bad TOML, unknown profile, missing scenario, unreachable host ... are refused
-before any load is sent. Every case goes through `breakpoint.cli.main` as a user would type it.
+before any load is sent. Every case goes through `breakpoint.cli.main.main` as a user would type it.
 The `run` cases point at a listening socket that never answers: after each case it is checked
 that no byte of a request reached it.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from breakpoint.cli import main
+from breakpoint.cli.main import main
 
 GOOD_SCENARIO = """\
 from locust import FastHttpUser, task

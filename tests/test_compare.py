@@ -1,4 +1,4 @@
-"""Tests for breakpoint.compare: verdicts between releases on synthetic run summaries."""
+"""Tests for breakpoint.analysis.release: verdicts between releases on synthetic run summaries."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breakpoint.compare import Comparison, check_comparable, compare, history
+from breakpoint.analysis.release import Comparison, check_comparable, compare, history
 from breakpoint.errors import IncompatibleRunsError
 
 SEGMENT = "android-lowend-3g"

@@ -1,4 +1,4 @@
-"""Tests for breakpoint.comparing: `compare` and `history` on stored runs, without any load.
+"""Tests for breakpoint.output.comparison: `compare` and `history` on stored runs, without any load.
 
 Runs are written straight to disk (run.json + summary.json with known breaking points), so the
 verdicts are known in advance; two tests also store measured steps without a summary (a killed
@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from breakpoint.cli import main
-from breakpoint.config import Plan
-from breakpoint.index import INDEX_FILE
-from breakpoint.profiles import resolve_profiles
+from breakpoint.cli.main import main
+from breakpoint.plan.profiles import resolve_profiles
+from breakpoint.plan.steps import Plan
 from breakpoint.results import SegmentStep, StepResult
-from breakpoint.store import write_json
+from breakpoint.runs.index import INDEX_FILE
+from breakpoint.runs.store import write_json
 
 LOWEND = "android-lowend-3g"
 DESKTOP = "desktop-broadband"
@@ -509,7 +509,7 @@ def test_history_rebuilds_a_deleted_index_and_sees_new_runs(
 def test_comparing_does_not_import_locust() -> None:
     """compare and history work on stored runs: importing them must not monkey-patch."""
     code = (
-        "import sys, breakpoint.comparing, breakpoint.index; "
+        "import sys, breakpoint.output.comparison, breakpoint.runs.index; "
         "bad = [m for m in ('locust', 'gevent') if m in sys.modules]; "
         "sys.exit(', '.join(bad) or None)"
     )

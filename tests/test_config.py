@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from breakpoint.config import Plan, ramp, worst_case_steps
 from breakpoint.errors import ConfigError
+from breakpoint.plan.steps import Plan, ramp, worst_case_steps
 
 
 def test_default_ramp_is_one_to_ten() -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from breakpoint import queueing
-from breakpoint.cli import main
+from breakpoint.cli.main import main
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
+from breakpoint.sim import queueing
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from breakpoint.guard import BlockedHostError, HostGuard
+from breakpoint.load.guard import BlockedHostError, HostGuard
 
 
 @pytest.mark.parametrize(

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from breakpoint.cli import main
+from breakpoint.cli.main import main
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
-from breakpoint.drive import DRAIN_MARGIN_S
-from breakpoint.store import load_run
+from breakpoint.load.run import DRAIN_MARGIN_S
+from breakpoint.runs.store import load_run
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Tests for breakpoint.index: the SQLite run index, a cache the run folders can rebuild."""
+"""Tests for breakpoint.runs.index: the SQLite run index, a cache the run folders can rebuild."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from breakpoint.compare import history
-from breakpoint.index import (
+from breakpoint.analysis.release import history
+from breakpoint.runs.index import (
     INDEX_FILE,
     INDEX_SCHEMA,
     indexed_labels,
@@ -22,7 +22,7 @@ from breakpoint.index import (
     sync_index,
     update_index,
 )
-from breakpoint.store import write_json
+from breakpoint.runs.store import write_json
 
 T0 = 1_700_000_000.0
 FINGERPRINT = {
@@ -202,7 +202,7 @@ def test_indexed_runs_feed_the_history_trend(tmp_path: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from breakpoint.index import update_index, sync_index
+from breakpoint.runs.index import update_index, sync_index
 out = Path(sys.argv[1])
 for name in sys.argv[2:]:
     assert update_index(out, out / name), name

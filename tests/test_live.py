@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from breakpoint.config import Plan
-from breakpoint.criteria import SegmentVerdict
-from breakpoint.live import (
+from breakpoint.analysis.criteria import SegmentVerdict
+from breakpoint.output.live import (
     MIN_REFRESH_INTERVAL_S,
     PlainProgress,
     Progress,
@@ -20,7 +19,8 @@ from breakpoint.live import (
     finished_line,
     make_progress,
 )
-from breakpoint.profiles import Device, Network, Profile, Slo
+from breakpoint.plan.profiles import Device, Network, Profile, Slo
+from breakpoint.plan.steps import Plan
 from breakpoint.results import GeneratorHealth, SegmentStep, StepResult
 
 T0 = 1_700_000_000.0

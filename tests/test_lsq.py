@@ -1,4 +1,4 @@
-"""Batched Levenberg-Marquardt (breakpoint.lsq) against scipy's least_squares, one by one."""
+"""Batched Levenberg-Marquardt (analysis/lsq.py) against scipy's least_squares, one by one."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from breakpoint import lsq
-from breakpoint.model import _OpenProblem
+from breakpoint.analysis import lsq
+from breakpoint.analysis.model import _OpenProblem
 
 X = np.linspace(0.0, 4.0, 25)
 

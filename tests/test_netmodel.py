@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breakpoint import netmodel
-from breakpoint.netmodel import DownloadSchedule, predict
-from breakpoint.profiles import Device, Network, Profile, Slo, builtin_profiles
+from breakpoint.plan import netmodel
+from breakpoint.plan.netmodel import DownloadSchedule, predict
+from breakpoint.plan.profiles import Device, Network, Profile, Slo, builtin_profiles
 
 PROFILES = builtin_profiles()
 

@@ -14,10 +14,10 @@ import gevent
 import pytest
 from gevent import monkey
 
-from breakpoint.config import Plan, PlannedStep
-from breakpoint.drive import collect_garbage_now
+from breakpoint.load.controller import Controller
+from breakpoint.load.run import collect_garbage_now
+from breakpoint.plan.steps import Plan, PlannedStep
 from breakpoint.results import StepResult
-from breakpoint.shape import Controller
 
 native_ident: Callable[[], int] = monkey.get_original("_thread", "get_ident")
 STEP = PlannedStep(2.0, "ramp", warmup_s=1.0, hold_s=5.0)

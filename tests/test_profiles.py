@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from breakpoint.errors import ProfileError
-from breakpoint.profiles import (
+from breakpoint.plan.profiles import (
     builtin_dir,
     builtin_profiles,
     default_profile_names,

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from breakpoint import queueing as q
+from breakpoint.sim import queueing as q
 
 
 def test_erlang_c_matches_textbook_values() -> None:

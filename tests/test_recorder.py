@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from breakpoint.recorder import Recorder, classify_error, summarise_health
+from breakpoint.load.recorder import Recorder, classify_error, summarise_health
 
 
 class Clock:

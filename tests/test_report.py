@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from runbuilder import SCRIPT_ENDPOINT, Server, build_run
 
-from breakpoint.publish import MARKDOWN_FILE, REPORT_FILE, SUMMARY_FILE, publish
-from breakpoint.store import load_run, write_json
+from breakpoint.output.publish import MARKDOWN_FILE, REPORT_FILE, SUMMARY_FILE, publish
+from breakpoint.runs.store import load_run, write_json
 
 HOSTILE_LABEL = "<script>alert('label')</script>"
 HOSTILE_HOST = "<script>alert('host')</script>.example"

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from breakpoint.recorder import Recorder
+from breakpoint.load.recorder import Recorder
 from breakpoint.results import group_records, merge_steps
 
 

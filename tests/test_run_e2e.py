@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from breakpoint.cli import main
+from breakpoint.cli.main import main
 from breakpoint.demo.target import TargetProcess
-from breakpoint.store import load_run
+from breakpoint.runs.store import load_run
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]

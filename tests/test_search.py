@@ -10,12 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from breakpoint import queueing as q
-from breakpoint.config import Plan, PlannedStep, ramp, same_level
-from breakpoint.model import bracket, measured_levels
-from breakpoint.profiles import Slo
-from breakpoint.results import GeneratorHealth, SegmentStep, StepResult
-from breakpoint.search import (
+from breakpoint.analysis.model import bracket, measured_levels
+from breakpoint.analysis.search import (
     Search,
     describe_policy,
     linear_ramp_load_time_s,
@@ -23,6 +19,10 @@ from breakpoint.search import (
     simulate,
     simulate_results,
 )
+from breakpoint.plan.profiles import Slo
+from breakpoint.plan.steps import Plan, PlannedStep, ramp, same_level
+from breakpoint.results import GeneratorHealth, SegmentStep, StepResult
+from breakpoint.sim import queueing as q
 
 BASE_RPS = 40.0
 SLOS = {"s0": Slo(250.0)}

@@ -7,11 +7,8 @@ import math
 
 import pytest
 
-from breakpoint.config import Plan, PlannedStep
-from breakpoint.criteria import MIN_REQUESTS
-from breakpoint.profiles import resolve_profiles
-from breakpoint.results import SegmentStep, StepResult
-from breakpoint.sizing import (
+from breakpoint.analysis.criteria import MIN_REQUESTS
+from breakpoint.analysis.sizing import (
     EXPECTED_REQUESTS,
     HOLD_P95_MULTIPLE,
     Pace,
@@ -20,6 +17,9 @@ from breakpoint.sizing import (
     model_request_s,
     size_step,
 )
+from breakpoint.plan.profiles import resolve_profiles
+from breakpoint.plan.steps import Plan, PlannedStep
+from breakpoint.results import SegmentStep, StepResult
 
 PLAN = Plan(model="open", baseline=40.0, warmup_s=5.0, hold_s=20.0)
 

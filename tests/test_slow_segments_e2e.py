@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from breakpoint import netmodel
-from breakpoint.config import Plan
+from breakpoint.analysis.search import Search
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
-from breakpoint.drive import RunSettings, execute
-from breakpoint.profiles import resolve_profiles
-from breakpoint.search import Search
-from breakpoint.store import load_run
+from breakpoint.load.run import RunSettings, execute
+from breakpoint.plan import netmodel
+from breakpoint.plan.profiles import resolve_profiles
+from breakpoint.plan.steps import Plan
+from breakpoint.runs.store import load_run
 
 pytestmark = pytest.mark.e2e
 

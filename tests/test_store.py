@@ -14,9 +14,9 @@ import gevent
 import pytest
 from gevent import monkey
 
-from breakpoint import store
 from breakpoint.results import SegmentStep, StepResult
-from breakpoint.store import RUN_FILE, STEPS_FILE, RunWriter, load_run
+from breakpoint.runs import store
+from breakpoint.runs.store import RUN_FILE, STEPS_FILE, RunWriter, load_run
 
 # Locust (imported by conftest) has patched time.sleep into a greenlet sleep: a slow disk is a
 # native thread blocked for real.

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import Plan
-from ..profiles import default_profile_names, resolve_profiles
-from .target import TargetConfig, start_target_process
+from breakpoint.demo.target import TargetConfig, start_target_process
+from breakpoint.plan.profiles import default_profile_names, resolve_profiles
+from breakpoint.plan.steps import Plan
 
 if TYPE_CHECKING:
-    from ..live import Progress
+    from breakpoint.output.live import Progress
 
 DEMO_BASELINE_RPS = 40.0
 
@@ -70,9 +70,9 @@ def run_demo(
     # patching a process that already runs threads can deadlock.
     import locust  # noqa: F401
 
-    from ..drive import RunInterrupted, RunSettings, execute
-    from ..publish import publish
-    from ..search import Search
+    from breakpoint.analysis.search import Search
+    from breakpoint.load.run import RunInterrupted, RunSettings, execute
+    from breakpoint.output.publish import publish
 
     plan = demo_plan(quick=quick, seed=seed)
     profiles = tuple(resolve_profiles(default_profile_names()))
@@ -113,7 +113,7 @@ def _note_target(run_dir: Path, stats: dict[str, object]) -> None:
     """Record the service time the target really held (timers wake late) in run.json."""
     import json
 
-    from ..store import RUN_FILE, write_json
+    from breakpoint.runs.store import RUN_FILE, write_json
 
     path = run_dir / RUN_FILE
     info = json.loads(path.read_text(encoding="utf-8"))

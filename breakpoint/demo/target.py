@@ -55,7 +55,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from ..errors import BreakpointError, ConfigError, TargetError
+from breakpoint.errors import BreakpointError, ConfigError, TargetError
 
 Distribution = Literal["exponential", "constant"]
 DISTRIBUTIONS: tuple[Distribution, ...] = ("exponential", "constant")

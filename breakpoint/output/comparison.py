@@ -25,12 +25,14 @@ import jinja2
 import matplotlib.pyplot as plt
 from markupsafe import Markup
 
-from . import __version__
-from .compare import Comparison, SegmentComparison, compare, history
-from .errors import StoreError, UsageError
-from .index import indexed_runs
-from .report import plots  # also selects matplotlib's Agg backend before any figure exists
-from .store import RUN_FILE, STEPS_FILE, load_run, resolve_runs, write_json
+from breakpoint import __version__
+from breakpoint.analysis.release import Comparison, SegmentComparison, compare, history
+from breakpoint.errors import StoreError, UsageError
+from breakpoint.output.report import (
+    plots,  # also selects matplotlib's Agg backend before any figure exists
+)
+from breakpoint.runs.index import indexed_runs
+from breakpoint.runs.store import RUN_FILE, STEPS_FILE, load_run, resolve_runs, write_json
 
 Say = Callable[[str], None]
 
@@ -178,7 +180,7 @@ def _load_side(out_dir: Path, ref: str, side: str, say: Say) -> list[SideRun]:
                     raise StoreError(f"{path}: {problem}")
                 say(f"warning: {side} {ref!r}: skipping {path.name}: {problem}")
                 continue
-            from .publish import publish
+            from breakpoint.output.publish import publish
 
             say(f"{path.name}: no summary.json (the run did not finish): publishing it first")
             publish(path)  # also indexes it
@@ -608,7 +610,7 @@ def _embed(run: SideRun, embedded: dict[str, Any], say: Say) -> bool:
     publish() re-analyses the stored steps; a run folder without them (a summary written by
     another tool) keeps its summary and report as they are rather than losing its results.
     """
-    from .publish import publish
+    from breakpoint.output.publish import publish
 
     if not load_run(run.path).steps:
         return False

@@ -15,16 +15,16 @@ from typing import Any, Literal
 
 import click
 
-from . import __version__
-from .config import Plan, ramp, worst_case_steps
-from .errors import BreakpointError, ConfigError, ExitStatus, UsageError
-from .profiles import (
+from breakpoint import __version__
+from breakpoint.errors import BreakpointError, ConfigError, ExitStatus, UsageError
+from breakpoint.plan.profiles import (
     Profile,
     builtin_profiles,
     default_profile_names,
     normalised_shares,
     resolve_profiles,
 )
+from breakpoint.plan.steps import Plan, ramp, worst_case_steps
 
 DEFAULT_OUT = Path("reports")
 
@@ -228,7 +228,7 @@ def cli() -> None:
 )
 def target(workers: int, service_ms: float, port: int, seed: int, max_queue: int | None) -> None:
     """Run the embedded demo target (an M/M/c service) on 127.0.0.1 until stopped."""
-    from .demo.target import TargetConfig, run_target
+    from breakpoint.demo.target import TargetConfig, run_target
 
     raise SystemExit(
         run_target(
@@ -267,7 +267,7 @@ def profiles(ctx: click.Context) -> None:
 @click.argument("name")
 def profiles_show(name: str) -> None:
     """Show one profile (name or TOML path) with the model's predicted request times."""
-    from .netmodel import describe
+    from breakpoint.plan.netmodel import describe
 
     profile = resolve_profiles([name], source="profiles show")[0]
     n, d = profile.network, profile.device
@@ -307,9 +307,14 @@ def plan(
     scenario: str | None, profiles_spec: str | None, slo_p95_ms: float | None, **options: Any
 ) -> None:
     """Print the steps a run would take, without sending any load."""
-    from .criteria import MIN_REQUESTS
-    from .search import describe_policy, scout_of
-    from .sizing import EXPECTED_REQUESTS, HOLD_P95_MULTIPLE, initial_paces, size_step
+    from breakpoint.analysis.criteria import MIN_REQUESTS
+    from breakpoint.analysis.search import describe_policy, scout_of
+    from breakpoint.analysis.sizing import (
+        EXPECTED_REQUESTS,
+        HOLD_P95_MULTIPLE,
+        initial_paces,
+        size_step,
+    )
 
     the_plan = _build_plan(**options)
     chosen = _build_profiles(profiles_spec, slo_p95_ms)
@@ -505,7 +510,7 @@ def run(
     **options: Any,
 ) -> None:
     """Drive load from 1X up, step by step, and find where each segment breaks."""
-    from .preflight import check_host_url, check_store, check_target, ensure_fd_limit
+    from breakpoint.load.preflight import check_host_url, check_store, check_target, ensure_fd_limit
 
     the_plan = _build_plan(**options)
     chosen = _build_profiles(profiles_spec, slo_p95_ms, no_emulation)
@@ -529,13 +534,13 @@ def run(
         )
         max_users = allowed
     check_target(host)
-    from .scenario import load_scenario
+    from breakpoint.load.scenario import load_scenario
 
     load_scenario(path)  # imports the locustfile now: its mistakes surface before any load
-    from .criteria import AbortLimits
-    from .drive import RunInterrupted, RunSettings, execute, run_worker
-    from .live import make_progress
-    from .search import Search
+    from breakpoint.analysis.criteria import AbortLimits
+    from breakpoint.analysis.search import Search
+    from breakpoint.load.run import RunInterrupted, RunSettings, execute, run_worker
+    from breakpoint.output.live import make_progress
 
     settings = RunSettings(
         scenario=path,
@@ -575,7 +580,7 @@ def run(
 
 def _publish_or_say(run_dir: Path) -> bool:
     """Write the run's report; if that fails, say how to retry. The run folder prints last."""
-    from .publish import publish
+    from breakpoint.output.publish import publish
 
     try:
         _echo(f"report: {publish(run_dir)}")
@@ -597,7 +602,7 @@ def _publish_or_say(run_dir: Path) -> bool:
 @click.option("--master-port", type=int, required=True)
 def worker_process(spec_path: Path, master_host: str, master_port: int) -> None:
     """A local worker process of `run --workers N` (started by the master, not by users)."""
-    from .drive import run_worker_spec
+    from breakpoint.load.run import run_worker_spec
 
     raise SystemExit(run_worker_spec(spec_path, master_host, master_port))
 
@@ -606,7 +611,7 @@ def worker_process(spec_path: Path, master_host: str, master_port: int) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
     """Re-render the report of a stored run (complete or partial)."""
-    from .publish import publish
+    from breakpoint.output.publish import publish
 
     _echo(str(publish(run_dir)))
 
@@ -631,8 +636,8 @@ def report(run_dir: Path) -> None:
 @click.option("--label", default="demo", show_default=True)
 def demo(quick: bool, out_dir: Path, service_ms: float, label: str) -> None:
     """Start the embedded target, find where each default segment breaks, write the report."""
-    from .demo.run import run_demo
-    from .live import make_progress
+    from breakpoint.demo.run import run_demo
+    from breakpoint.output.live import make_progress
 
     with make_progress() as view:
         path = run_demo(
@@ -666,7 +671,7 @@ def demo(quick: bool, out_dir: Path, service_ms: float, label: str) -> None:
 )
 def compare(base: str, new: str, out_dir: Path, force: bool, noise_band: float | None) -> None:
     """Compare breaking points of two runs or labels; exit 3 on a regression."""
-    from .comparing import run_compare
+    from breakpoint.output.comparison import run_compare
 
     code = run_compare(base, new, out_dir=out_dir, force=force, noise_band=noise_band, say=_echo)
     raise SystemExit(code)
@@ -690,7 +695,7 @@ def compare(base: str, new: str, out_dir: Path, force: bool, noise_band: float |
 )
 def history(out_dir: Path, html_path: Path | None) -> None:
     """List stored runs and each segment's breaking point across releases."""
-    from .comparing import run_history
+    from breakpoint.output.comparison import run_history
 
     run_history(out_dir=out_dir, html_path=html_path, say=_echo)
 

@@ -27,10 +27,10 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from .config import Plan
-    from .criteria import SegmentVerdict
-    from .profiles import Profile, Slo
-    from .results import StepResult
+    from breakpoint.analysis.criteria import SegmentVerdict
+    from breakpoint.plan.profiles import Profile, Slo
+    from breakpoint.plan.steps import Plan
+    from breakpoint.results import StepResult
 
 # A value within this fraction of its SLO (but not over it) is shown in yellow.
 NEAR_SLO_FRACTION = 0.8

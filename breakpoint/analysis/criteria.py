@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from .profiles import Slo
-from .results import SegmentStep, StepResult
+from breakpoint.plan.profiles import Slo
+from breakpoint.results import SegmentStep, StepResult
 
 SATURATION_RATIO = 0.97
 # A trend inside a step only counts as saturation when it is both significant and large:

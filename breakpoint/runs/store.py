@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
-from .results import StepResult, group_records
+from breakpoint.errors import StoreError
+from breakpoint.results import StepResult, group_records
 
 # Version of run.json; bump with a note when fields change.
 # 1: first version.

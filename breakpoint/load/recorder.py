@@ -22,8 +22,9 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from .criteria import throughput_shortfall
-from .results import (
+from breakpoint.analysis.criteria import throughput_shortfall
+from breakpoint.load.users import IterationHooks
+from breakpoint.results import (
     ERROR_KINDS,
     EndpointStats,
     GeneratorHealth,
@@ -35,7 +36,6 @@ from .results import (
     percentiles_ms,
     values_at_percentiles,
 )
-from .users import IterationHooks
 
 MAX_LATENCY_US = 3_600_000_000
 RECENT_KEEP_S = 120  # wall-clock seconds of request counts kept for the abort guardrail

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ProfileError
+from breakpoint.errors import ProfileError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -294,10 +294,10 @@ def load_profile_file(path: Path) -> Profile:
 
 def builtin_dir() -> Path:
     """Where the built-in profiles are: inside the wheel, or the repository's `profiles/`."""
-    packaged = Path(__file__).parent / "builtin_profiles"
+    packaged = Path(__file__).resolve().parents[1] / "builtin_profiles"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[1] / "profiles"
+    return Path(__file__).resolve().parents[2] / "profiles"
 
 
 def builtin_profiles() -> dict[str, Profile]:

@@ -16,10 +16,10 @@ from typing import Any
 
 import gevent
 
-from .arrivals import ArrivalScheduler
-from .config import PlannedStep
-from .recorder import Recorder, stragglers_matter
-from .results import StepResult, group_records, merge_steps
+from breakpoint.load.arrivals import ArrivalScheduler
+from breakpoint.load.recorder import Recorder, stragglers_matter
+from breakpoint.plan.steps import PlannedStep
+from breakpoint.results import StepResult, group_records, merge_steps
 
 MSG_STEP = "bp_step"
 MSG_CLOSE = "bp_close"

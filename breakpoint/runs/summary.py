@@ -11,10 +11,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .config import Plan
-from .model import Analysis, summary_segments
-from .profiles import Profile
-from .results import StepResult
+from breakpoint.analysis.model import Analysis, summary_segments
+from breakpoint.plan.profiles import Profile
+from breakpoint.plan.steps import Plan
+from breakpoint.results import StepResult
 
 # 1: first version (contract fields of DESIGN.md section 11, plus fingerprint, warnings, steps'
 #    phase/partial/generator fields and per-segment details).

@@ -51,7 +51,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
-from .errors import ExitStatus, IncompatibleRunsError
+from breakpoint.errors import ExitStatus, IncompatibleRunsError
 
 Verdict = Literal["regression", "improvement", "no_change", "inconclusive"]
 Method = Literal["bootstrap", "run_intervals", "censored"]

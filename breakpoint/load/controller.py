@@ -22,8 +22,8 @@ from typing import Any, Protocol, TypeVar
 import gevent
 from locust import LoadTestShape
 
-from .config import Plan, PlannedStep
-from .results import StepResult
+from breakpoint.plan.steps import Plan, PlannedStep
+from breakpoint.results import StepResult
 
 
 class Policy(Protocol):

@@ -9,7 +9,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ScenarioError
+from breakpoint.errors import ScenarioError
 
 
 @dataclass(frozen=True)

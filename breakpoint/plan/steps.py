@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from .errors import ConfigError
+from breakpoint.errors import ConfigError
 
 Model = Literal["open", "closed"]
 # Steps within this relative distance count as the same load level (repeats).

@@ -11,14 +11,14 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from .config import Plan
-from .errors import StoreError
-from .index import update_index
-from .model import analyse
-from .profiles import profile_from_dict
-from .report.render import render_html
-from .store import load_run, write_json
-from .summary import build_summary, markdown
+from breakpoint.analysis.model import analyse
+from breakpoint.errors import StoreError
+from breakpoint.output.report.render import render_html
+from breakpoint.plan.profiles import profile_from_dict
+from breakpoint.plan.steps import Plan
+from breakpoint.runs.index import update_index
+from breakpoint.runs.store import load_run, write_json
+from breakpoint.runs.summary import build_summary, markdown
 
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.json"

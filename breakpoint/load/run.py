@@ -25,21 +25,26 @@ from typing import Any
 import gevent
 import psutil
 
-from . import __version__
-from .arrivals import ArrivalScheduler
-from .config import Plan, PlannedStep, ramp
-from .criteria import AbortLimits, abort_reason_from_counts, judge_step, system_saturation
-from .distributed import RemoteSteps, WorkerAgent
-from .errors import BreakpointError, TargetError
-from .guard import HostGuard
-from .live import PlainProgress, Progress
-from .profiles import Profile, normalised_shares, profile_from_dict
-from .recorder import Recorder, stragglers_matter
-from .results import StepResult
-from .scenario import Scenario, load_scenario
-from .shape import ActiveStep, Controller, Policy
-from .store import RunWriter
-from .users import IterationHooks, wrap_user_classes
+from breakpoint import __version__
+from breakpoint.analysis.criteria import (
+    AbortLimits,
+    abort_reason_from_counts,
+    judge_step,
+    system_saturation,
+)
+from breakpoint.errors import BreakpointError, TargetError
+from breakpoint.load.arrivals import ArrivalScheduler
+from breakpoint.load.controller import ActiveStep, Controller, Policy
+from breakpoint.load.distributed import RemoteSteps, WorkerAgent
+from breakpoint.load.guard import HostGuard
+from breakpoint.load.recorder import Recorder, stragglers_matter
+from breakpoint.load.scenario import Scenario, load_scenario
+from breakpoint.load.users import IterationHooks, wrap_user_classes
+from breakpoint.output.live import PlainProgress, Progress
+from breakpoint.plan.profiles import Profile, normalised_shares, profile_from_dict
+from breakpoint.plan.steps import Plan, PlannedStep, ramp
+from breakpoint.results import StepResult
+from breakpoint.runs.store import RunWriter
 
 # A closed window waits for its iterations up to the longest client timeout of the run's
 # profiles plus this margin (device time, a last request started just before the deadline);

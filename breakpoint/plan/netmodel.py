@@ -48,7 +48,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from .profiles import Device, Network, Profile
+from breakpoint.plan.profiles import Device, Network, Profile
 
 MSS_BYTES = 1460
 # A browser's request line and headers without cookies; emulate.py adds the URL and body.

@@ -50,11 +50,17 @@ from typing import Any, Literal
 import numpy as np
 from scipy import optimize, stats
 
-from . import lsq
-from .config import Plan, same_level
-from .criteria import MIN_REQUESTS, SegmentVerdict, is_saturated, judge, system_saturation
-from .profiles import Profile, Slo
-from .results import SegmentStep, StepResult, merge_encoded, percentiles_ms
+from breakpoint.analysis import lsq
+from breakpoint.analysis.criteria import (
+    MIN_REQUESTS,
+    SegmentVerdict,
+    is_saturated,
+    judge,
+    system_saturation,
+)
+from breakpoint.plan.profiles import Profile, Slo
+from breakpoint.plan.steps import Plan, same_level
+from breakpoint.results import SegmentStep, StepResult, merge_encoded, percentiles_ms
 
 Label = Literal["bracketed", "extrapolated", "not_reached", "no_verdict"]
 Criterion = Literal["latency", "errors", "saturation"]

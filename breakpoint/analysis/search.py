@@ -70,11 +70,11 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from .config import Plan, PlannedStep, ramp, same_level, worst_case_steps
-from .model import Level, bracket, estimate_breaks, measured_levels
-from .profiles import Profile, Slo, normalised_shares
-from .results import StepResult
-from .sizing import Pace, initial_paces, learn_paces, size_step
+from breakpoint.analysis.model import Level, bracket, estimate_breaks, measured_levels
+from breakpoint.analysis.sizing import Pace, initial_paces, learn_paces, size_step
+from breakpoint.plan.profiles import Profile, Slo, normalised_shares
+from breakpoint.plan.steps import Plan, PlannedStep, ramp, same_level, worst_case_steps
+from breakpoint.results import StepResult
 
 # Target relative width of a refined bracket: DESIGN §10 asks for 5%; aim inside it.
 RESOLUTION = 0.04

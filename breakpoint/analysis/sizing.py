@@ -18,11 +18,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from . import netmodel
-from .config import Plan, PlannedStep
-from .criteria import MIN_REQUESTS
-from .profiles import Profile
-from .results import StepResult
+from breakpoint.analysis.criteria import MIN_REQUESTS
+from breakpoint.plan import netmodel
+from breakpoint.plan.profiles import Profile
+from breakpoint.plan.steps import Plan, PlannedStep
+from breakpoint.results import StepResult
 
 EXPECTED_REQUESTS = 2 * MIN_REQUESTS
 HOLD_P95_MULTIPLE = 3.0

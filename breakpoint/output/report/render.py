@@ -15,12 +15,12 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from ..config import same_level
-from ..criteria import MIN_REQUESTS
-from ..model import Analysis, SegmentAnalysis
-from ..profiles import Profile
-from ..results import StepResult
-from . import plots
+from breakpoint.analysis.criteria import MIN_REQUESTS
+from breakpoint.analysis.model import Analysis, SegmentAnalysis
+from breakpoint.output.report import plots
+from breakpoint.plan.profiles import Profile
+from breakpoint.plan.steps import same_level
+from breakpoint.results import StepResult
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),

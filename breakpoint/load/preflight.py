@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import StoreError, TargetError, UsageError
+from breakpoint.errors import StoreError, TargetError, UsageError
 
 # Each user holds up to a few sockets; keep a margin for the process itself.
 FDS_PER_USER = 2

@@ -20,9 +20,9 @@ from typing import Any
 
 from locust import User
 
-from .arrivals import ArrivalScheduler, Ticket
-from .guard import HostGuard
-from .profiles import Profile
+from breakpoint.load.arrivals import ArrivalScheduler, Ticket
+from breakpoint.load.guard import HostGuard
+from breakpoint.plan.profiles import Profile
 
 
 class IterationHooks:
@@ -118,7 +118,7 @@ def _wrap(
         self._bp_pending = False
         self._bp_rng = random.Random(seed * 1_000_003 + next(counter))
         if emulate and getattr(cls, "bp_emulate", True):
-            from .emulate import install
+            from breakpoint.emulate import install
 
             install(self, profile, rng=self._bp_rng)
         if guard is not None:

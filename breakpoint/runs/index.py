@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
-from .store import RUN_FILE
+from breakpoint.errors import StoreError
+from breakpoint.runs.store import RUN_FILE
 
 INDEX_FILE = "index.sqlite"
 # publish.SUMMARY_FILE and summary.SUMMARY_SCHEMA, repeated here: importing them would pull
