@@ -61,8 +61,8 @@ import requests
 from gevent import getcurrent
 from gevent.lock import Semaphore
 
-from . import netmodel
-from .profiles import Profile
+from breakpoint.plan import netmodel
+from breakpoint.plan.profiles import Profile
 
 # Receive buffer asked for on the user's sockets (Linux doubles it, to about 8 KB). Without it the
 # kernel absorbed about 94 KB per connection and the server barely felt a slow reader (DESIGN §12).
@@ -77,6 +77,9 @@ _MAX_CHUNK_BYTES = 65536
 _CHUNK_MS = 10.0
 
 _perf = time.perf_counter
+_ABSOLUTE = ("http://", "https://")
+# Request arguments that carry a body (HttpUser's data/json/files, FastHttpUser's payload).
+_BODY_ARGUMENTS = frozenset(("data", "json", "files", "payload"))
 
 
 class EmulatedTimeout(requests.exceptions.Timeout):
@@ -96,11 +99,21 @@ class _DeadlineExceeded(BaseException):
 
 
 class _Connection:
-    __slots__ = ("cwnd_bytes", "idle_since")
+    """One emulated connection: its congestion window, and since when it has been idle.
+
+    `schedule` is the pacing schedule of its last response, reused while the window and the
+    round trip stay the same (a warm window settles at its cap), and `memo` that schedule's
+    (wire bytes, due ms, window after) for the last response's size: the same endpoint answers
+    with the same size again and again.
+    """
+
+    __slots__ = ("cwnd_bytes", "idle_since", "memo", "schedule")
 
     def __init__(self, cwnd_bytes: float, idle_since: float) -> None:
         self.cwnd_bytes = cwnd_bytes
         self.idle_since = idle_since
+        self.schedule: netmodel.DownloadSchedule | None = None
+        self.memo: tuple[int, float, float] = (-1, 0.0, 0.0)
 
 
 class _HostConnections:
@@ -112,6 +125,9 @@ class _HostConnections:
         self.slots = Semaphore(max_connections)
         self.idle: list[_Connection] = []
         self.tls = tls
+
+
+_AWAITED: Any = object()  # in _EventTap.held: the greenlet's report has not come yet
 
 
 class _EventTap:
@@ -127,13 +143,14 @@ class _EventTap:
 
     def __init__(self, event: Any) -> None:
         self.event = event
-        self.held: dict[Any, dict[str, Any] | None] = {}
+        # greenlet -> its held report, or _AWAITED until the client has reported
+        self.held: dict[Any, Any] = {}
 
     def fire(self, **kwargs: Any) -> None:
         held = self.held
         if held:
             me = getcurrent()
-            if me in held and held[me] is None:
+            if held.get(me) is _AWAITED:
                 held[me] = kwargs
                 return
         self.event.fire(**kwargs)
@@ -142,31 +159,9 @@ class _EventTap:
         return getattr(self.event, name)  # add_listener and the rest of EventHook
 
 
-class _Watchdog:
-    """Throws _DeadlineExceeded into a greenlet when its request overruns the client timeout.
-
-    One libev timer per user, re-armed with again() (a fresh gevent.Timeout per request costs
-    about 2 us; re-starting a cancelled one keeps its old remaining time). A user whose own
-    greenlets overlap requests gets gevent.Timeout for the overlapping ones.
-    """
-
-    __slots__ = ("_timer", "seconds")
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._timer = gevent.get_hub().loop.timer(seconds, seconds)
-
-    def arm(self, greenlet: Any) -> Any:
-        if self._timer.active:
-            return _TimeoutWatchdog(self.seconds)
-        self._timer.again(_throw_deadline, greenlet, update=True)
-        return self
-
-    def disarm(self) -> None:
-        self._timer.stop()
-
-
 class _TimeoutWatchdog:
+    """The watchdog of a request that overlaps another of the same user (see _Emulator)."""
+
     __slots__ = ("_timeout",)
 
     def __init__(self, seconds: float) -> None:
@@ -182,7 +177,12 @@ def _throw_deadline(greenlet: Any) -> None:
 
 
 class _Emulator:
-    """The emulation state of one user: its profile, random draws and connections."""
+    """The emulation state of one user: its profile, random draws and connections.
+
+    `request` runs once per request of every emulated user, so it is written for speed: the
+    profile's constants are read into attributes here, and the steps that cost nothing at a
+    profile's values (a sleep already due, a schedule already known) are skipped inline.
+    """
 
     def __init__(
         self, user: Any, client: Any, profile: Profile, rng: random.Random, *, fast: bool
@@ -198,21 +198,43 @@ class _Emulator:
         n = profile.network
         self.paced = math.isfinite(n.down_kbps)
         self.random_network = n.jitter_ms > 0 or n.loss_pct > 0
+        self.lossy = n.loss_pct > 0
+        self.rtt_ms = n.rtt_ms
+        self.up_kbps = n.up_kbps
+        self.up_limited = math.isfinite(n.up_kbps)
         self.timeout_s = n.timeout_s
         self.initial_cwnd = netmodel.initial_cwnd_bytes(n)
         self.idle_restart_s = netmodel.rto_ms(n) / 1000.0
+        d = profile.device
+        self.device_base_ms = d.base_ms
+        self.device_ms_per_kb = d.ms_per_kb
+        self.cpu_slowdown = d.cpu_slowdown
         per_ms = n.down_kbps / 8.0 if self.paced else math.inf
         self.chunk_bytes = int(min(_MAX_CHUNK_BYTES, max(_MIN_CHUNK_BYTES, per_ms * _CHUNK_MS)))
         costs = getattr(type(user), "bp_device_ms", None)
         self.device_default_ms = float(costs) if isinstance(costs, int | float) else 0.0
         self.device_costs: Mapping[str, float] = costs if isinstance(costs, Mapping) else {}
+        self.device_extra = bool(self.device_costs or self.device_default_ms)
         self.hosts: dict[str, _HostConnections] = {}
-        self.watchdog = _Watchdog(n.timeout_s)
+        # The watchdog: throws _DeadlineExceeded into a greenlet whose request overruns the
+        # client timeout. One libev timer per user, re-armed with again() for each request (a
+        # fresh gevent.Timeout per request costs about 2 us; re-starting a cancelled one keeps
+        # its old remaining time). A user whose own greenlets overlap requests gets a
+        # _TimeoutWatchdog for the overlapping ones.
+        self._timer = gevent.get_hub().loop.timer(n.timeout_s, n.timeout_s)
         # Schedules by (window, RTT): a warm window settles at its cap, so they repeat.
         self._schedules: dict[tuple[float, float], netmodel.DownloadSchedule] = {}
         tap = client.request_event
         self.tap: _EventTap = tap if isinstance(tap, _EventTap) else _EventTap(tap)
+        self._report = self.tap.event.fire
         self.base_key, self.base_tls = self._key_of(client.base_url or "")
+        self.base_host = self.hosts[self.base_key] = _HostConnections(
+            n.max_connections, self.base_tls
+        )
+        if fast and _ghc_headers_readable():
+            self._receive = self._receive_fast
+        else:
+            self._receive = self._receive_streamed
         self.timeouts = 0
 
     # -- connections ---------------------------------------------------------------------------
@@ -222,26 +244,12 @@ class _Emulator:
         return f"{parts.scheme}://{parts.netloc}", parts.scheme == "https"
 
     def _host(self, url: str) -> _HostConnections:
-        if url.startswith(("http://", "https://")):
-            key, tls = self._key_of(url)
-        else:
-            key, tls = self.base_key, self.base_tls
+        """The connections of an absolute URL's host (relative URLs go to base_host)."""
+        key, tls = self._key_of(url)
         host = self.hosts.get(key)
         if host is None:
             host = self.hosts[key] = _HostConnections(self.network.max_connections, tls)
         return host
-
-    def _take(self, host: _HostConnections, now: float) -> tuple[_Connection, bool]:
-        """A warm idle connection (most recently used first), else a new one."""
-        idle = host.idle
-        if idle:
-            conn = idle.pop()
-            if now - conn.idle_since <= IDLE_CONNECTION_TIMEOUT_S:
-                if now - conn.idle_since > self.idle_restart_s:
-                    conn.cwnd_bytes = self.initial_cwnd  # slow-start restart after idle
-                return conn, False
-            idle.clear()  # older ones expired too
-        return _Connection(self.initial_cwnd, now), True
 
     # -- the request ---------------------------------------------------------------------------
     def _bind(
@@ -265,7 +273,7 @@ class _Emulator:
             cost = costs.get(key)
             if cost is None and "?" in key:
                 cost = costs.get(key.split("?", 1)[0])
-            if cost is None and key.startswith(("http://", "https://")):
+            if cost is None and key.startswith(_ABSOLUTE):
                 cost = costs.get(urlsplit(key).path)
             extra += float(cost or 0.0)
         if ctx:
@@ -285,20 +293,26 @@ class _Emulator:
         user_ctx = self.user.context()
         merged = {**user_ctx, **ctx} if ctx else dict(user_ctx)
         kwargs["context"] = merged
-        catch = bool(kwargs.get("catch_response", False))
+        catch = kwargs.get("catch_response")
         if self.paced:
             kwargs["stream"] = True
         name = kwargs.get("name")
-        network = self.network
-        rng = self.rng
         request_bytes = netmodel.REQUEST_HEAD_BYTES + len(url)
-        if "data" in kwargs or "json" in kwargs or "files" in kwargs or "payload" in kwargs:
+        if not _BODY_ARGUMENTS.isdisjoint(kwargs):
             request_bytes += _body_bytes(kwargs)
 
+        # The emulated request begins now: Locust is told this wall-clock time as its start,
+        # not the later moment the client sends it after the set-up sleeps.
         t0 = _perf()
-        host = self._host(url)
+        wall0 = time.time()
+        host = self._host(url) if url.startswith(_ABSOLUTE) else self.base_host
         me = getcurrent()
-        watchdog = self.watchdog.arm(me)
+        timer = self._timer
+        overlap: _TimeoutWatchdog | None = None
+        if timer.active:  # another greenlet of this user is mid-request
+            overlap = _TimeoutWatchdog(self.timeout_s)
+        else:
+            timer.again(_throw_deadline, me, update=True)
         response: Any = None
         meta: dict[str, Any] | None = None
         conn: _Connection | None = None
@@ -310,22 +324,46 @@ class _Emulator:
         try:
             host.slots.acquire()
             acquired = True
-            conn, new = self._take(host, _perf())
-            rtt = netmodel.sample_rtt_ms(network, rng) if self.random_network else network.rtt_ms
-            pre_ms = rtt / 2.0 + netmodel.transfer_ms(request_bytes, network.up_kbps)
-            if new:
-                rtts = netmodel.setup_rtts(new_connection=True, tls=host.tls)
-                if self.random_network:
+            # A warm idle connection (most recently used first), else a new one.
+            now = _perf()
+            idle = host.idle
+            if idle:
+                conn = idle.pop()
+                idle_s = now - conn.idle_since
+                if idle_s > IDLE_CONNECTION_TIMEOUT_S:
+                    idle.clear()  # older ones expired too
+                    conn = None
+                elif idle_s > self.idle_restart_s:
+                    conn.cwnd_bytes = self.initial_cwnd  # slow-start restart after idle
+            if conn is None:
+                conn = _Connection(self.initial_cwnd, now)
+                new = True
+            if self.random_network:
+                network = self.network
+                rng = self.rng
+                rtt = netmodel.sample_rtt_ms(network, rng)
+                pre_ms = rtt / 2.0 + netmodel.transfer_ms(request_bytes, network.up_kbps)
+                if new:
+                    rtts = netmodel.setup_rtts(new_connection=True, tls=host.tls)
                     pre_ms += sum(netmodel.sample_rtt_ms(network, rng) for _ in range(rtts))
                     loss_ms += netmodel.sample_handshake_loss_ms(network, rng, tls=host.tls)
-                else:
-                    pre_ms += rtts * rtt
-            if network.loss_pct > 0:
-                loss_ms += sum(d for _, d in netmodel.sample_losses(network, request_bytes, rng))
+                if self.lossy:
+                    loss_ms += sum(
+                        d for _, d in netmodel.sample_losses(network, request_bytes, rng)
+                    )
+            else:
+                rtt = self.rtt_ms
+                pre_ms = rtt / 2.0
+                if self.up_limited:  # netmodel.transfer_ms
+                    pre_ms += request_bytes * 8.0 / self.up_kbps
+                if new:
+                    pre_ms += netmodel.setup_rtts(new_connection=True, tls=host.tls) * rtt
             t_due = t0 + (pre_ms + loss_ms) / 1000.0
-            _sleep_until(t_due)
-
             t_send = _perf()
+            if t_due - t_send > _Overshoot.estimate_s:
+                _sleep_until(t_due)
+                t_send = _perf()
+
             if catch:
                 response = self.original(method, url, **kwargs)
                 meta = response.request_meta
@@ -333,20 +371,24 @@ class _Emulator:
                 # The client reports the request as soon as it has the headers: hold that
                 # report back until the body, device time and parts are known.
                 held = self.tap.held
-                held[me] = None
+                held[me] = _AWAITED
                 try:
                     response = self.original(method, url, **kwargs)
                 finally:
                     meta = held.pop(me, None)
+                    if meta is _AWAITED:
+                        meta = None
             t_head = _perf()
             if meta is None:  # not reported by the client: nothing to complete
                 return response
 
             # The response timeline starts from when the request was due, not from when a late
-            # timer let it go: the server's own time is kept, the sleep's lateness is not.
-            late_s = max(0.0, t_send - t_due)
-            body, wire_bytes, t_net_end, reuse, down_loss_ms, error = self._receive(
-                response, conn, rtt, t_head - late_s
+            # timer let it go: the server's own time is kept, the sleep's lateness is not. Its
+            # first byte arrives half a round trip after it left the server.
+            late_s = t_send - t_due
+            t_first = (t_head - late_s if late_s > 0.0 else t_head) + rtt / 2000.0
+            body_bytes, wire_bytes, t_net_end, reuse, down_loss_ms, error = self._receive(
+                response, conn, rtt, t_first
             )
             loss_ms += down_loss_ms
             if t_net_end > t0 + self.timeout_s:
@@ -354,27 +396,34 @@ class _Emulator:
         except _DeadlineExceeded:
             reuse = False
             return self._timed_out(
-                response, meta, method, url, name, merged, catch, t0, t_send, t_head
+                response, meta, method, url, name, merged, bool(catch), t0, wall0, t_send, t_head
             )
         finally:
-            watchdog.disarm()
+            if overlap is None:
+                timer.stop()
+            else:
+                overlap.disarm()
             if acquired:
-                if conn is not None and reuse:
+                if reuse and conn is not None:
                     host.idle.append(conn)
                 host.slots.release()
 
-        extra_ms = (
-            self._device_extra_ms(name, url, ctx)
-            if self.device_costs or self.device_default_ms or ctx
-            else 0.0
-        )
-        device_ms = netmodel.device_ms(self.profile.device, len(body), extra_ms=extra_ms)
-        _sleep_until(t_net_end + device_ms / 1000.0)
-        total_ms = (_perf() - t0) * 1000.0
+        # netmodel.device_ms, with the scenario's own cost for this request
+        extra_ms = self._device_extra_ms(name, url, ctx) if self.device_extra or ctx else 0.0
+        device_ms = (
+            self.device_base_ms + self.device_ms_per_kb * body_bytes / 1024.0 + extra_ms
+        ) * self.cpu_slowdown
+        t_end = t_net_end + device_ms / 1000.0
+        now = _perf()
+        if t_end - now > _Overshoot.estimate_s:
+            _sleep_until(t_end)
+            now = _perf()
+        total_ms = (now - t0) * 1000.0
         server_ms = (t_head - t_send) * 1000.0
 
         meta["response_time"] = total_ms
-        meta["response_length"] = len(body)
+        meta["response_length"] = body_bytes
+        meta["start_time"] = wall0
         c = meta["context"]
         c["bp_emulated"] = True
         c["bp_network_ms"] = total_ms - server_ms - device_ms
@@ -389,54 +438,145 @@ class _Emulator:
             else:
                 meta["exception"] = error
         if not catch:
-            self.tap.event.fire(**meta)
+            self._report(**meta)
         return response
 
-    def _receive(
-        self, response: Any, conn: _Connection, rtt_ms: float, t_head: float
-    ) -> tuple[bytes, int, float, bool, float, Exception | None]:
-        """Read the body to the pacing schedule.
-
-        Returns (body, wire bytes, network end, reusable, drawn loss delay, read error). t_head
-        is when the response left the server in emulated time; the network end is the
-        perf_counter time at which the emulated last byte arrives.
-        """
-        t_first = t_head + rtt_ms / 2000.0
-        raw = response._response if self.fast else response.raw
-        if raw is None:  # no response at all: the connection failed
-            return b"", 0, t_first, False, 0.0, None
-        headers = response.headers
-        if not self.fast and response.history:
-            t_first += len(response.history) * rtt_ms / 1000.0  # each redirect hop: 1 RTT
-        # Will the connection stay open (no "Connection: close")? Asked of the parsers, which
-        # already know, rather than of the headers again.
-        reuse = (
-            raw.should_keep_alive()
-            if self.fast
-            else not getattr(raw._original_response, "will_close", False)
-        )
-        if not self.paced:
-            # An unlimited link: the client read the body at full speed, and the head's size
-            # would change nothing (it is not counted).
-            body = response.content or b""
-            conn.idle_since = t_first
-            return body, len(body), t_first, reuse, 0.0, None
-        head_bytes = _head_bytes(headers)
-
-        network = self.network
+    def _schedule(self, conn: _Connection, rtt_ms: float) -> netmodel.DownloadSchedule:
+        """The pacing schedule for the connection's window and this round trip."""
         key = (conn.cwnd_bytes, rtt_ms)
         schedule = self._schedules.get(key)
         if schedule is None:
             if len(self._schedules) > 64:
                 self._schedules.clear()
             schedule = self._schedules[key] = netmodel.DownloadSchedule(
-                network, conn.cwnd_bytes, rtt_ms=rtt_ms
+                self.network, conn.cwnd_bytes, rtt_ms=rtt_ms
             )
-        stalls: list[tuple[float, float]] = []
-        if network.loss_pct > 0:
-            declared = headers.get("content-length")
-            total = head_bytes + (int(declared) if declared and declared.isdigit() else 0)
-            stalls = netmodel.sample_losses(network, total, self.rng, rtt_ms=rtt_ms)
+        conn.schedule = schedule
+        conn.memo = (-1, 0.0, 0.0)
+        return schedule
+
+    def _stalls(self, declared: Any, head_bytes: int, rtt_ms: float) -> list[tuple[float, float]]:
+        """Lost packets drawn for a response of head_bytes + its declared content-length."""
+        size = int(declared) if isinstance(declared, str) and declared.isdigit() else 0
+        return netmodel.sample_losses(self.network, head_bytes + size, self.rng, rtt_ms=rtt_ms)
+
+    def _receive_fast(
+        self, response: Any, conn: _Connection, rtt_ms: float, t_first: float
+    ) -> tuple[int, int, float, bool, float, Exception | None]:
+        """FastHttpUser's body read to the pacing schedule.
+
+        Returns (body bytes, wire bytes, network end, reusable, drawn loss delay, read error).
+        t_first is the perf_counter time at which the response's first byte arrives in emulated
+        time; the network end is when its last byte does.
+        """
+        raw = response._response
+        if raw is None:  # no response at all: the connection failed
+            return 0, 0, t_first, False, 0.0, None
+        # Will the connection stay open (no "Connection: close")? Asked of the parser.
+        reuse = raw.should_keep_alive()
+        if not self.paced:
+            # An unlimited link: the client read the body at full speed, and the head's size
+            # would change nothing (it is not counted).
+            size = len(response.content or b"")
+            conn.idle_since = t_first
+            return size, size, t_first, reuse, 0.0, None
+        headers = response.headers
+        wire = 19  # _ghc_head_bytes(headers), inline
+        for line in dict.values(headers):
+            if type(line) is tuple:
+                wire += len(line[0]) + len(line[1]) + 4
+            else:
+                for field, value in line:
+                    wire += len(field) + len(value) + 4
+        schedule = conn.schedule
+        if schedule is None or schedule.cwnd_bytes != conn.cwnd_bytes or schedule.rtt_ms != rtt_ms:
+            schedule = self._schedule(conn, rtt_ms)
+        stalls = None
+        if self.lossy:
+            stalls = self._stalls(_ghc_header(headers, "content-length"), wire, rtt_ms)
+        stall_ms = 0.0
+        error: Exception | None = None
+        encoding = dict.get(headers, "content-encoding")  # _ghc_header, inline
+        identity = encoding is None or (
+            type(encoding) is tuple and encoding[1].lower() == "identity"
+        )
+        if raw.message_complete:
+            # The whole body came with the headers (it fitted in the client's first read): there
+            # is nothing to pace between reads, only its end below.
+            buffer = raw._body_buffer
+            size = len(buffer)
+            if identity:
+                response._cached_content = bytes(buffer)
+                buffer.clear()
+            # else: left in the buffer, for geventhttpclient to decode as .content would have
+            wire += size
+            if stalls:
+                stall_ms = sum(d for at, d in stalls if at < wire)
+        else:
+            parts: list[bytes] = []
+            chunk = self.chunk_bytes
+            stall_at = 0
+            try:
+                while data := raw.read(chunk):
+                    parts.append(data)
+                    wire += len(data)
+                    if stalls:
+                        while stall_at < len(stalls) and stalls[stall_at][0] < wire:
+                            stall_ms += stalls[stall_at][1]
+                            stall_at += 1
+                    if raw.message_complete and not raw._body_buffer:
+                        break  # all read: the last step's sleep is taken with the device time
+                    due = t_first + (schedule.due_ms(wire) + stall_ms) / 1000.0
+                    if due - _perf() > _Overshoot.estimate_s:
+                        _sleep_until(due)
+            except Exception as exc:  # any failure to read is this request's error
+                error = EmulatedConnectionError(f"reading the response failed: {exc!r}")
+                reuse = False
+            body = b"".join(parts)
+            size = len(body)
+            if identity:
+                response._cached_content = body
+            else:  # let geventhttpclient decode it, as .content would have
+                raw._body_buffer.extend(body)
+        memo = conn.memo
+        if memo[0] != wire:
+            memo = conn.memo = (wire, schedule.due_ms(wire), schedule.cwnd_after(wire))
+        t_end = t_first + (memo[1] + stall_ms) / 1000.0
+        conn.cwnd_bytes = memo[2]
+        conn.idle_since = t_end
+        if stalls:
+            return size, wire, t_end, reuse, sum(d for _, d in stalls), error
+        return size, wire, t_end, reuse, 0.0, error
+
+    def _receive_streamed(
+        self, response: Any, conn: _Connection, rtt_ms: float, t_first: float
+    ) -> tuple[int, int, float, bool, float, Exception | None]:
+        """HttpUser's body read to the pacing schedule (see _receive_fast for what it returns).
+
+        Also FastHttpUser's, should geventhttpclient's headers ever not be readable as
+        _ghc_head_bytes expects.
+        """
+        fast = self.fast
+        raw = response._response if fast else response.raw
+        if raw is None:  # no response at all: the connection failed
+            return 0, 0, t_first, False, 0.0, None
+        headers = response.headers
+        if not fast and response.history:
+            t_first += len(response.history) * rtt_ms / 1000.0  # each redirect hop: 1 RTT
+        reuse = (
+            raw.should_keep_alive()
+            if fast
+            else not getattr(raw._original_response, "will_close", False)
+        )
+        if not self.paced:
+            size = len(response.content or b"")
+            conn.idle_since = t_first
+            return size, size, t_first, reuse, 0.0, None
+        head_bytes = _head_bytes(headers)
+        schedule = self._schedule(conn, rtt_ms)
+        stalls = (
+            self._stalls(headers.get("content-length"), head_bytes, rtt_ms) if self.lossy else []
+        )
         stall_at = 0
         stall_ms = 0.0
         chunk = self.chunk_bytes
@@ -444,29 +584,22 @@ class _Emulator:
         wire = head_bytes
         error: Exception | None = None
         try:
-            if self.fast:
-                while data := raw.read(chunk):
-                    parts.append(data)
-                    wire += len(data)
-                    while stall_at < len(stalls) and stalls[stall_at][0] < wire:
-                        stall_ms += stalls[stall_at][1]
-                        stall_at += 1
-                    if raw.message_complete and not raw._body_buffer:
-                        break  # all read: the last step's sleep is taken with the device time
-                    _sleep_until(t_first + (schedule.due_ms(wire) + stall_ms) / 1000.0)
-            else:
-                while data := raw.read(chunk, decode_content=True):
-                    parts.append(data)
-                    wire = head_bytes + raw.tell()
-                    while stall_at < len(stalls) and stalls[stall_at][0] < wire:
-                        stall_ms += stalls[stall_at][1]
-                        stall_at += 1
-                    _sleep_until(t_first + (schedule.due_ms(wire) + stall_ms) / 1000.0)
+            while data := (raw.read(chunk) if fast else raw.read(chunk, decode_content=True)):
+                parts.append(data)
+                wire = wire + len(data) if fast else head_bytes + raw.tell()
+                while stall_at < len(stalls) and stalls[stall_at][0] < wire:
+                    stall_ms += stalls[stall_at][1]
+                    stall_at += 1
+                if fast and raw.message_complete and not raw._body_buffer:
+                    break  # all read: the last step's sleep is taken with the device time
+                due = t_first + (schedule.due_ms(wire) + stall_ms) / 1000.0
+                if due - _perf() > _Overshoot.estimate_s:
+                    _sleep_until(due)
         except Exception as exc:  # any failure to read is this request's error
             error = EmulatedConnectionError(f"reading the response failed: {exc!r}")
             reuse = False
         body = b"".join(parts)
-        if self.fast:
+        if fast:
             encoding = headers.get("content-encoding")
             if encoding is None or encoding.lower() == "identity":
                 response._cached_content = body
@@ -479,7 +612,7 @@ class _Emulator:
         conn.cwnd_bytes = schedule.cwnd_after(wire)
         conn.idle_since = t_end
         loss_ms = sum(d for _, d in stalls) if stalls else 0.0
-        return body, wire, t_end, reuse, loss_ms, error
+        return len(body), wire, t_end, reuse, loss_ms, error
 
     def _timed_out(
         self,
@@ -491,6 +624,7 @@ class _Emulator:
         merged: dict[str, Any],
         catch: bool,
         t0: float,
+        wall0: float,
         t_send: float,
         t_head: float,
     ) -> Any:
@@ -523,7 +657,7 @@ class _Emulator:
             "name": name,
             "context": ctx,
             "exception": None,
-            "start_time": time.time() - total_ms / 1000.0,
+            "start_time": wall0,
             "url": url,
             "response_time": total_ms,
             "response_length": 0,
@@ -584,6 +718,53 @@ def _head_bytes(headers: Any) -> int:
     return 19 + sum(len(k) + len(v) + 4 for k, v in headers.items())
 
 
+# geventhttpclient's Headers is a dict of lower-cased field name -> (field, value), or a list of
+# such pairs for a repeated field. Read there directly, its fields cost a fraction of what its
+# public methods do (they lower-case the name, and get() raises KeyError for a missing one).
+def _ghc_head_bytes(headers: Any) -> int:
+    """_head_bytes of geventhttpclient's Headers (every line, repeated fields included)."""
+    n = 19
+    for line in dict.values(headers):
+        if type(line) is tuple:
+            n += len(line[0]) + len(line[1]) + 4
+        else:
+            for field, value in line:
+                n += len(field) + len(value) + 4
+    return n
+
+
+def _ghc_header(headers: Any, lower_name: str) -> str | None:
+    """A field of geventhttpclient's Headers by its lower-case name (a repeated one joined)."""
+    line = dict.get(headers, lower_name)
+    if line is None:
+        return None
+    if type(line) is tuple:
+        return line[1]
+    return ", ".join(value for _, value in line)
+
+
+_GHC_READABLE: list[bool] = []
+
+
+def _ghc_headers_readable() -> bool:
+    """Whether the installed geventhttpclient stores its headers as _ghc_head_bytes reads them."""
+    if not _GHC_READABLE:
+        from geventhttpclient.header import Headers
+
+        h = Headers()
+        h.add("Set-Cookie", "a=1")
+        h.add("set-cookie", "b=2")
+        h.add("Content-Length", "12")
+        _GHC_READABLE.append(
+            isinstance(h, dict)
+            and _ghc_head_bytes(h) == _head_bytes(h)
+            and _ghc_header(h, "content-length") == "12"
+            and _ghc_header(h, "set-cookie") == "a=1, b=2"
+            and _ghc_header(h, "content-encoding") is None
+        )
+    return _GHC_READABLE[0]
+
+
 def _body_bytes(kwargs: Mapping[str, Any]) -> int:
     """Best-effort size of the request body (data, json or files) before it is encoded."""
     data = kwargs.get("data")
@@ -615,35 +796,48 @@ def _body_bytes(kwargs: Mapping[str, Any]) -> int:
     return size
 
 
+def _small_rcvbuf_sockets(http_client: Any) -> None:
+    """Make a geventhttpclient HTTPClient ask for RCVBUF_BYTES on every socket it opens."""
+    connections = http_client._connection_pool
+    if getattr(connections, "_bp_small_rcvbuf", False):
+        return
+    create = connections._create_tcp_socket
+
+    def create_tcp_socket(family: int, socktype: int, protocol: int) -> Any:
+        sock = create(family, socktype, protocol)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+        return sock
+
+    connections._create_tcp_socket = create_tcp_socket
+    connections._bp_small_rcvbuf = True
+
+
+class _SmallRcvbufClients(dict[Any, Any]):
+    """HTTPClientPool.clients whose every HTTPClient asks for the small receive buffer."""
+
+    def __init__(self, clients: Mapping[Any, Any]) -> None:
+        super().__init__()
+        for key, http_client in clients.items():
+            self[key] = http_client
+
+    def __setitem__(self, key: Any, http_client: Any) -> None:
+        _small_rcvbuf_sockets(http_client)
+        super().__setitem__(key, http_client)
+
+
 def _set_small_receive_buffer(client: Any, *, fast: bool) -> None:
     """Ask for RCVBUF_BYTES on every socket the client opens (before connect, so it counts)."""
-    option = (socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
     if fast:
+        # geventhttpclient's pool of HTTPClients (one per host) keeps them in a dict: each one
+        # added to it gets the option on the sockets of its connection pool. (Rather than
+        # wrapping get_client, which every request calls.)
         pool = client.client.clientpool
-        if getattr(pool, "_bp_small_rcvbuf", False):
-            return
-        get_client = pool.get_client
-
-        def get_client_small_rcvbuf(url: Any) -> Any:
-            http_client = get_client(url)
-            connections = http_client._connection_pool
-            if not getattr(connections, "_bp_small_rcvbuf", False):
-                create = connections._create_tcp_socket
-
-                def create_tcp_socket(family: int, socktype: int, protocol: int) -> Any:
-                    sock = create(family, socktype, protocol)
-                    sock.setsockopt(*option)
-                    return sock
-
-                connections._create_tcp_socket = create_tcp_socket
-                connections._bp_small_rcvbuf = True
-            return http_client
-
-        pool.get_client = get_client_small_rcvbuf
-        pool._bp_small_rcvbuf = True
+        if not isinstance(pool.clients, _SmallRcvbufClients):
+            pool.clients = _SmallRcvbufClients(pool.clients)
         return
     from urllib3.connection import HTTPConnection
 
+    option = (socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
     for adapter in client.adapters.values():
         manager = getattr(adapter, "poolmanager", None)
         if manager is None:

@@ -19,10 +19,11 @@ from locust import FastHttpUser, HttpUser, User, task
 from locust.env import Environment
 from locust.exception import StopUser
 
-from breakpoint import emulate, netmodel
+from breakpoint import emulate
 from breakpoint.demo.target import ASSET_BYTES, TargetConfig, TargetProcess, start_target_process
-from breakpoint.profiles import Profile, builtin_profiles
-from breakpoint.recorder import classify_error
+from breakpoint.load.recorder import classify_error
+from breakpoint.plan import netmodel
+from breakpoint.plan.profiles import Profile, builtin_profiles
 
 pytestmark = pytest.mark.e2e
 
@@ -233,18 +234,24 @@ def test_over_time_request_is_a_timeout(target: TargetProcess, kind: str) -> Non
     # Cold page: 2 RTT + transfers = ~870 ms; warm ~470 ms; the asset ~4.6 s.
     profile = replace(slow, network=replace(slow.network, timeout_s=0.6))
 
+    calls: list[float] = []
+
     def body(self: Any) -> None:
+        calls.append(time.time())
         self.client.get("/api/page")  # cold: times out
+        calls.append(time.time())
         with self.client.get("/api/page", catch_response=True) as r:  # cold again: times out
             assert r.status_code == 0
             r.failure("expected")
+        calls.append(time.time())
         self.client.get("/api/page")  # cold, times out
         self.client.get("/health", context={"bp_emulate": False})  # sent as is
 
     samples = _run([_user(CLIENTS[kind], target.url, profile, body)], expected=4, limit_s=10)
-    for s in samples[:3]:
+    for s, called in zip(samples[:3], calls, strict=True):
         assert s["response_time"] == pytest.approx(600, abs=30)
         assert s["context"]["bp_emulated"] is True
+        assert called <= s["start_time"] < called + 0.03  # when the call began
     assert isinstance(samples[0]["exception"], emulate.EmulatedTimeout)
     assert classify_error(samples[0]["exception"], samples[0]["response"]) == "timeout"
     assert "expected" in str(samples[1]["exception"])
@@ -297,3 +304,121 @@ def test_connection_closed_by_the_server_is_reopened(target: TargetProcess, kind
     samples = _run([_user(CLIENTS[kind], target.url, profile, body)], expected=4, limit_s=10)
     assert [s["context"]["bp_new_connection"] for s in samples] == [True, False, True, False]
     assert all(s["exception"] is None for s in samples)
+
+
+@pytest.mark.parametrize("kind", sorted(CLIENTS))
+def test_start_time_is_when_the_request_began(target: TargetProcess, kind: str) -> None:
+    """start_time is the wall-clock time of the call, not the client's send after the set-up.
+
+    On android-lowend-3g (400 ms RTT) a cold request sleeps 1.5 RTT (handshake and the way out)
+    before the client really sends it: the clients' own start_time would be 600 ms late.
+    """
+    profile = PROFILES["android-lowend-3g"]
+    calls: list[tuple[float, float]] = []
+
+    def body(self: Any) -> None:
+        called = time.time()
+        self.client.get("/api/page")
+        calls.append((called, time.time()))
+
+    samples = _run([_user(CLIENTS[kind], target.url, profile, body)], expected=1, limit_s=10)
+    (sample,) = samples
+    ((called, returned),) = calls
+    assert sample["context"]["bp_new_connection"] is True
+    set_up_s = 1.5 * profile.network.rtt_ms / 1000.0
+    assert called <= sample["start_time"] < called + 0.05, (called, sample["start_time"])
+    assert sample["response_time"] > set_up_s * 1000.0
+    # The reported span is the whole call: from its start to its return.
+    assert sample["start_time"] + sample["response_time"] / 1000.0 == pytest.approx(
+        returned, abs=0.05
+    )
+
+
+def test_fast_client_reads_geventhttpclient_headers_directly() -> None:
+    """FastHttpUser's paced read counts head bytes from geventhttpclient's header storage.
+
+    If a geventhttpclient release stored its headers differently, the emulator would fall back
+    to the generic (slower) read; this test says so rather than let the fast path vanish.
+    """
+    from geventhttpclient.header import Headers
+
+    headers = Headers()
+    headers.add("Content-Type", "application/json")
+    headers.add("Set-Cookie", "a=1")
+    headers.add("set-cookie", "bb=22")
+    headers.add("Content-Length", "2048")
+    headers.add("X-Empty", "")
+    assert emulate._ghc_headers_readable()
+    assert emulate._ghc_head_bytes(headers) == emulate._head_bytes(headers)
+    # 19 + (12 + 16 + 4) + (10 + 3 + 4) + (10 + 5 + 4) + (14 + 4 + 4) + (7 + 0 + 4)
+    assert emulate._ghc_head_bytes(headers) == 120
+    assert emulate._ghc_header(headers, "content-length") == "2048"
+    assert emulate._ghc_header(headers, "set-cookie") == "a=1, bb=22"
+    assert emulate._ghc_header(headers, "content-encoding") is None
+
+
+def _gzip_server(bodies: dict[str, bytes]) -> Any:
+    """A keep-alive HTTP/1.1 server on 127.0.0.1 that answers GET <path> gzip-encoded."""
+    import gzip
+
+    from gevent.server import StreamServer
+
+    encoded = {path: gzip.compress(body) for path, body in bodies.items()}
+
+    def handle(sock: Any, _address: Any) -> None:
+        pending = b""
+        with sock:
+            while True:
+                while b"\r\n\r\n" not in pending:
+                    data = sock.recv(4096)
+                    if not data:
+                        return
+                    pending += data
+                head, pending = pending.split(b"\r\n\r\n", 1)
+                path = head.split(b" ", 2)[1].decode()
+                payload = encoded[path]
+                sock.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                    b"Content-Encoding: gzip\r\n"
+                    + f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                    + payload
+                )
+
+    server = StreamServer(("127.0.0.1", 0), handle)
+    server.start()
+    return server
+
+
+@pytest.mark.parametrize("kind", sorted(CLIENTS))
+def test_compressed_bodies_are_decoded_after_paced_reading(kind: str) -> None:
+    """A gzip body comes out decoded, whether it came whole with the headers or in paced reads."""
+    small = b'{"page": 1, "items": [' + b'"item", ' * 200 + b'"end"]}'
+    large = random.Random(3).randbytes(150_000)  # incompressible: 150 KB on the wire
+    server = _gzip_server({"/small": small, "/large": large})
+    seen: dict[str, bytes] = {}
+
+    def body(self: Any) -> None:
+        for path in ("/small", "/large", "/small"):
+            seen[path] = self.client.get(path).content
+
+    try:
+        samples = _run(
+            [
+                _user(
+                    CLIENTS[kind],
+                    f"http://127.0.0.1:{server.server_port}",
+                    PROFILES["desktop-broadband"],
+                    body,
+                )
+            ],
+            expected=3,
+            limit_s=10,
+        )
+    finally:
+        server.stop(timeout=1)
+    assert seen == {"/small": small, "/large": large}
+    assert all(s["exception"] is None for s in samples)
+    assert [s["context"]["bp_new_connection"] for s in samples] == [True, False, False]
+    # The large one was paced: at 10 Mbit/s its 150 KB take about 120 ms.
+    assert samples[1]["context"]["bp_response_bytes"] > 150_000
+    assert samples[1]["response_time"] > 100
