@@ -11,14 +11,9 @@ import pytest
 from rich.console import Console
 
 from breakpoint.analysis.criteria import SegmentVerdict
-from breakpoint.output.live import (
-    MIN_REFRESH_INTERVAL_S,
-    PlainProgress,
-    Progress,
-    RichProgress,
-    finished_line,
-    make_progress,
-)
+from breakpoint.output.live import MIN_REFRESH_INTERVAL_S, Progress, RichProgress, make_progress
+from breakpoint.output.plain import PlainProgress
+from breakpoint.output.progress_text import finished_line
 from breakpoint.plan.profiles import Device, Network, Profile, Slo
 from breakpoint.plan.steps import Plan
 from breakpoint.results import GeneratorHealth, SegmentStep, StepResult

@@ -40,7 +40,8 @@ from breakpoint.load.guard import HostGuard
 from breakpoint.load.recorder import Recorder, stragglers_matter
 from breakpoint.load.scenario import Scenario, load_scenario
 from breakpoint.load.users import IterationHooks, wrap_user_classes
-from breakpoint.output.live import PlainProgress, Progress
+from breakpoint.output.live import Progress
+from breakpoint.output.plain import PlainProgress
 from breakpoint.plan.profiles import Profile, normalised_shares, profile_from_dict
 from breakpoint.plan.steps import Plan, PlannedStep, ramp
 from breakpoint.results import StepResult

@@ -1,11 +1,10 @@
-"""The live view of a run: what the terminal shows while load is applied.
+"""The live view of a run: what an interactive terminal shows while load is applied.
 
-The run reports to a `Progress` sink; `make_progress()` picks one of two. `RichProgress` is a
+The run reports to a `Progress` sink; `make_progress()` picks one of two: `RichProgress` here, a
 rich Live panel (current step, per-segment p95 and errors against their SLOs, generator health,
-time left) for an interactive terminal. It has no refresh thread: the load generator shares this
-process under gevent, so the panel is redrawn only from the run's own calls, at most 4 times a
-second. `PlainProgress` writes short, flushed lines for CI logs, pipes and dumb terminals.
-Finished steps and warnings are one line each in both. Imports no locust.
+time left), or `plain.PlainProgress`, short lines for CI logs, pipes and dumb terminals. The panel
+has no refresh thread: the load generator shares this process under gevent, so it is redrawn only
+from the run's own calls, at most 4 times a second. Imports no locust.
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TextIO
@@ -26,9 +24,24 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from breakpoint.output.plain import PlainProgress
+from breakpoint.output.progress_text import (
+    ActiveStep,
+    ClosingView,
+    RunState,
+    duration,
+    finished_head,
+    millis,
+    number,
+    ordered,
+    run_line,
+    segment_parts,
+    started_line,
+)
+
 if TYPE_CHECKING:
     from breakpoint.analysis.criteria import SegmentVerdict
-    from breakpoint.plan.profiles import Profile, Slo
+    from breakpoint.plan.profiles import Profile
     from breakpoint.plan.steps import Plan
     from breakpoint.results import StepResult
 
@@ -42,9 +55,6 @@ LAG_NEAR_MS = 50.0
 LAG_BOUND_MS = 100.0
 # Redraw at most this often; the run calls tick/health about once a second.
 MIN_REFRESH_INTERVAL_S = 0.25
-# Plain mode: one line of provisional numbers every this often within a long step.
-PLAIN_HEARTBEAT_S = 30.0
-RAMP_PHASES = frozenset({"ramp", "beyond"})
 
 
 class Progress(Protocol):
@@ -124,262 +134,6 @@ def make_progress(*, stream: TextIO | None = None, force_plain: bool | None = No
 
 
 # ---------------------------------------------------------------------------------------------
-# Formatting shared by both views
-
-
-def _num(x: float) -> str:
-    """A load or multiplier without float noise: 120, 37.5, 2.25."""
-    if float(x).is_integer():
-        return str(int(x))
-    return f"{x:.4g}" if abs(x) < 10_000 else f"{x:.0f}"
-
-
-def _ms(x: float) -> str:
-    return f"{x:.1f}" if x < 10 else f"{x:.0f}"
-
-
-def _duration(seconds: float) -> str:
-    """m:ss, or h:mm:ss from an hour."""
-    s = max(0, round(seconds))
-    h, rest = divmod(s, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def _ordered(order: Sequence[str], present: Iterable[str]) -> list[str]:
-    """Segments in the profiles' order, then any others the step measured."""
-    names = list(order)
-    names.extend(n for n in present if n not in names)
-    return names
-
-
-@dataclass(frozen=True)
-class _ActiveStep:
-    index: int
-    multiplier: float
-    load: float
-    unit: str
-    phase: str
-    warmup_s: float
-    hold_s: float
-    started_at: float
-
-    @property
-    def duration_s(self) -> float:
-        return self.warmup_s + self.hold_s
-
-
-def _started_line(step: _ActiveStep) -> str:
-    return (
-        f"step {step.index + 1}: {_num(step.multiplier)}X = {_num(step.load)} {step.unit} "
-        f"({step.phase}, {step.warmup_s:g}s warm-up + {step.hold_s:g}s measured)"
-    )
-
-
-def _segment_parts(
-    result: StepResult, verdicts: Mapping[str, SegmentVerdict], order: Sequence[str]
-) -> list[tuple[str, str, str]]:
-    """(numbers, flag, flag style) per segment: flag "!criterion" failed, "?" untrusted."""
-    parts = []
-    for name in _ordered(order, result.segments):
-        seg = result.segments.get(name)
-        if seg is None:
-            continue
-        p95 = "-" if seg.p95_ms is None else f"{_ms(seg.p95_ms)}ms"
-        verdict = verdicts.get(name)
-        flag, style = "", ""
-        if verdict is not None and verdict.passed is False:
-            flag, style = f" !{verdict.criterion or 'failed'}", "bold red"
-        elif verdict is not None and verdict.passed is None:
-            flag, style = " ?", "yellow"
-        parts.append((f"{name} p95 {p95} err {seg.error_rate:.1%}", flag, style))
-    return parts
-
-
-def _finished_head(result: StepResult, unit: str) -> str:
-    partial = ", partial" if result.partial else ""
-    return (
-        f"  step {result.index + 1} done: {_num(result.multiplier)}X = {_num(result.load)} "
-        f"{unit}, {result.measured_s:.0f}s measured{partial}: "
-    )
-
-
-def finished_line(
-    result: StepResult,
-    verdicts: Mapping[str, SegmentVerdict],
-    order: Sequence[str] = (),
-    unit: str = "",
-) -> str:
-    """One line for a finished step: each segment's p95 and error rate, flagged when it failed."""
-    parts = _segment_parts(result, verdicts, order)
-    return _finished_head(result, unit) + "; ".join(text + flag for text, flag, _ in parts)
-
-
-def _run_line(
-    plan: Plan, profiles: Sequence[Profile], host: str, run_dir: Path, planned_steps: int
-) -> str:
-    names = ", ".join(p.name for p in profiles)
-    step_s = plan.warmup_s + plan.hold_s
-    return (
-        f"breakpoint: {len(profiles)} segment(s) ({names}) against {host}, {plan.model} model; "
-        f"{planned_steps} ramp steps of {step_s:g}s "
-        f"(at least {_duration(planned_steps * step_s)}); run folder {run_dir}"
-    )
-
-
-class _RunState:
-    """What both views remember of the run so far."""
-
-    def __init__(self) -> None:
-        self.plan: Plan | None = None
-        self.order: list[str] = []
-        self.slos: dict[str, Slo] = {}
-        self.host = ""
-        self.run_dir: Path | None = None
-        self.planned_steps = 0
-        self.run_started_at: float | None = None
-        self.ramp_started = 0
-        self.finished = 0
-        self.step: _ActiveStep | None = None
-        self.unit = ""
-
-    def start_run(
-        self,
-        plan: Plan,
-        profiles: Sequence[Profile],
-        host: str,
-        run_dir: Path,
-        planned_steps: int,
-        now: float,
-    ) -> None:
-        self.plan = plan
-        self.order = [p.name for p in profiles]
-        self.slos = {p.name: p.slo for p in profiles}
-        self.host = host
-        self.run_dir = run_dir
-        self.planned_steps = planned_steps
-        self.run_started_at = now
-        self.unit = plan.unit
-
-    def start_step(self, step: _ActiveStep) -> None:
-        self.step = step
-        self.unit = step.unit
-        if self.run_started_at is None:
-            self.run_started_at = step.started_at
-        if step.phase in RAMP_PHASES:
-            self.ramp_started += 1
-
-    def step_left_s(self, now: float) -> float:
-        if self.step is None:
-            return 0.0
-        return max(0.0, self.step.started_at + self.step.duration_s - now)
-
-    def ramp_steps_left(self) -> int:
-        return max(0, self.planned_steps - self.ramp_started)
-
-    def run_left_s(self, now: float) -> float:
-        """At least this much: the current step's rest and the ramp steps not yet started."""
-        if self.plan is not None:
-            step_s = self.plan.warmup_s + self.plan.hold_s
-        else:
-            step_s = self.step.duration_s if self.step is not None else 0.0
-        return self.step_left_s(now) + self.ramp_steps_left() * step_s
-
-
-# ---------------------------------------------------------------------------------------------
-# Plain lines
-
-
-class PlainProgress:
-    """One flushed line per event; nothing per tick except a line every 30 s of a long step."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream  # None: sys.stdout at the time of each write
-        self._run = _RunState()
-        self._last_line_at = 0.0
-        self._closed = False
-
-    def _line(self, text: str) -> None:
-        out = sys.stdout if self._stream is None else self._stream
-        out.write(text + "\n")
-        out.flush()
-
-    def run_started(
-        self,
-        *,
-        plan: Plan,
-        profiles: Sequence[Profile],
-        host: str,
-        run_dir: Path,
-        planned_steps: int,
-    ) -> None:
-        self._run.start_run(plan, profiles, host, run_dir, planned_steps, time.time())
-        self._line(_run_line(plan, profiles, host, run_dir, planned_steps))
-
-    def step_started(
-        self,
-        *,
-        index: int,
-        multiplier: float,
-        load: float,
-        unit: str,
-        phase: str,
-        warmup_s: float,
-        hold_s: float,
-        started_at: float,
-    ) -> None:
-        step = _ActiveStep(index, multiplier, load, unit, phase, warmup_s, hold_s, started_at)
-        self._run.start_step(step)
-        self._last_line_at = started_at
-        self._line(_started_line(step))
-
-    def tick(self, *, now: float, step: StepResult) -> None:
-        active = self._run.step
-        if active is None or now - self._last_line_at < PLAIN_HEARTBEAT_S:
-            return
-        self._last_line_at = now
-        elapsed = now - active.started_at
-        where = " (warm-up)" if elapsed < active.warmup_s else ""
-        parts = _segment_parts(step, {}, self._run.order)
-        self._line(
-            f"  step {active.index + 1} at {_duration(elapsed)} of "
-            f"{_duration(active.duration_s)}{where}: " + "; ".join(text for text, _, _ in parts)
-        )
-
-    def health(self, *, cpu_pct: float, loop_lag_ms: float, schedule_lag_ms: float) -> None:
-        pass  # CI logs stay short; a generator-bound step is reported through warn()
-
-    def step_finished(self, *, result: StepResult, verdicts: Mapping[str, SegmentVerdict]) -> None:
-        self._run.finished += 1
-        self._line(finished_line(result, verdicts, self._run.order, self._run.unit))
-
-    def warn(self, message: str) -> None:
-        self._line(f"warning: {message}")
-
-    def info(self, message: str) -> None:
-        self._line(message)
-
-    def run_finished(self, *, status: str, run_dir: Path) -> None:
-        if not self._closed:
-            self._line(f"run {status}: {self._run.finished} step(s) measured")
-        self.close()
-
-    def close(self) -> None:
-        self._closed = True
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-# ---------------------------------------------------------------------------------------------
 # The rich live panel
 
 
@@ -398,7 +152,7 @@ def _health_style(value: float, near: float, bound: float) -> str:
     return "bold yellow" if value >= near else ""
 
 
-class RichProgress:
+class RichProgress(ClosingView):
     """A rich Live panel redrawn from the run's calls, with finished steps printed above it.
 
     Use as a context manager or call `close()` (idempotent) so the terminal is restored whatever
@@ -410,7 +164,7 @@ class RichProgress:
     ) -> None:
         self.console = console if console is not None else Console()
         self._clock = clock
-        self._run = _RunState()
+        self._run = RunState()
         # Transient: when the run ends the panel goes, and the finished-step lines printed above
         # it stay, so what follows (report path, run folder) is the last output.
         self._live = Live(
@@ -441,7 +195,7 @@ class RichProgress:
     ) -> None:
         self._now = self._clock()
         self._run.start_run(plan, profiles, host, run_dir, planned_steps, self._now)
-        self._print(Text(_run_line(plan, profiles, host, run_dir, planned_steps), style="dim"))
+        self._print(Text(run_line(plan, profiles, host, run_dir, planned_steps), style="dim"))
         self._refresh(force=True)
 
     def step_started(
@@ -456,12 +210,12 @@ class RichProgress:
         hold_s: float,
         started_at: float,
     ) -> None:
-        step = _ActiveStep(index, multiplier, load, unit, phase, warmup_s, hold_s, started_at)
+        step = ActiveStep(index, multiplier, load, unit, phase, warmup_s, hold_s, started_at)
         self._run.start_step(step)
         self._provisional = None
         self._now = max(self._now, started_at)
         if self._closed:
-            self._print(Text(_started_line(step)))
+            self._print(Text(started_line(step)))
         self._refresh()
 
     def tick(self, *, now: float, step: StepResult) -> None:
@@ -477,8 +231,8 @@ class RichProgress:
     def step_finished(self, *, result: StepResult, verdicts: Mapping[str, SegmentVerdict]) -> None:
         self._run.finished += 1
         self._last = (result, verdicts)
-        line = Text(_finished_head(result, self._run.unit))
-        for i, (text, flag, style) in enumerate(_segment_parts(result, verdicts, self._run.order)):
+        line = Text(finished_head(result, self._run.unit))
+        for i, (text, flag, style) in enumerate(segment_parts(result, verdicts, self._run.order)):
             line.append("; " if i else "")
             line.append(text)
             line.append(flag, style=style)
@@ -502,17 +256,6 @@ class RichProgress:
         self._closed = True
         if self._live.is_started:
             self._live.stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- drawing
 
@@ -550,7 +293,7 @@ class RichProgress:
             title.append(run.host)
         return Panel(Group(*rows), title=title, title_align="left")
 
-    def _step_header(self, step: _ActiveStep) -> Text:
+    def _step_header(self, step: ActiveStep) -> Text:
         elapsed = self._now - step.started_at
         stage = (
             Text("warm-up (not measured)", style="dim")
@@ -558,12 +301,12 @@ class RichProgress:
             else Text("measuring", style="cyan")
         )
         head = Text(f"step {step.index + 1}", style="bold")
-        head.append(f" · {_num(step.multiplier)}X", style="bold")
-        head.append(f" = {_num(step.load)} {step.unit} · {step.phase} · ")
+        head.append(f" · {number(step.multiplier)}X", style="bold")
+        head.append(f" = {number(step.load)} {step.unit} · {step.phase} · ")
         head.append_text(stage)
         return head
 
-    def _timing(self, step: _ActiveStep) -> Text:
+    def _timing(self, step: ActiveStep) -> Text:
         run = self._run
         now = self._now
         elapsed = max(0.0, now - step.started_at)
@@ -571,9 +314,9 @@ class RichProgress:
         ramp_left = run.ramp_steps_left()
         more = f" ({ramp_left} ramp step(s) to go)" if ramp_left else ""
         return Text(
-            f"step {_duration(elapsed)} elapsed, {_duration(run.step_left_s(now))} left   "
-            f"run {_duration(run_elapsed)} elapsed, at least "
-            f"{_duration(run.run_left_s(now))} left{more}",
+            f"step {duration(elapsed)} elapsed, {duration(run.step_left_s(now))} left   "
+            f"run {duration(run_elapsed)} elapsed, at least "
+            f"{duration(run.run_left_s(now))} left{more}",
             style="dim",
         )
 
@@ -585,14 +328,14 @@ class RichProgress:
         step = self._provisional
         present = step.segments if step is not None else {}
         last_verdicts: Mapping[str, SegmentVerdict] = self._last[1] if self._last else {}
-        for name in _ordered(self._run.order, present):
+        for name in ordered(self._run.order, present):
             slo = self._run.slos.get(name)
             seg = present.get(name)
             p95_cell, err_cell, req_cell = Text("-", style="dim"), Text("-", style="dim"), Text("")
             if seg is not None:
                 if seg.p95_ms is not None:
                     style, mark = _level(seg.p95_ms, slo.p95_ms) if slo else ("", "")
-                    p95_cell = Text(f"{mark}{_ms(seg.p95_ms)} ms", style=style)
+                    p95_cell = Text(f"{mark}{millis(seg.p95_ms)} ms", style=style)
                 style, mark = _level(seg.error_rate, slo.error_rate) if slo else ("", "")
                 err_cell = Text(f"{mark}{seg.error_rate:.1%}", style=style)
                 req_cell = Text(f"{seg.requests:,}")
@@ -610,7 +353,7 @@ class RichProgress:
     def _verdict_cell(self, verdict: SegmentVerdict | None) -> Text:
         if verdict is None or self._last is None:
             return Text("")
-        at = f"{_num(self._last[0].multiplier)}X"
+        at = f"{number(self._last[0].multiplier)}X"
         if verdict.passed is True:
             return Text(f"held at {at}", style="green")
         if verdict.passed is False:
@@ -629,11 +372,12 @@ class RichProgress:
         line.append(f"CPU {cpu:.0f}%", style=_health_style(cpu, CPU_NEAR_PCT, CPU_BOUND_PCT))
         line.append("   ")
         line.append(
-            f"loop lag {_ms(loop_lag)} ms", style=_health_style(loop_lag, LAG_NEAR_MS, LAG_BOUND_MS)
+            f"loop lag {millis(loop_lag)} ms",
+            style=_health_style(loop_lag, LAG_NEAR_MS, LAG_BOUND_MS),
         )
         line.append("   ")
         line.append(
-            f"schedule lag {_ms(sched_lag)} ms",
+            f"schedule lag {millis(sched_lag)} ms",
             style=_health_style(sched_lag, LAG_NEAR_MS, LAG_BOUND_MS),
         )
         if cpu >= CPU_NEAR_PCT or max(loop_lag, sched_lag) >= LAG_NEAR_MS:
