@@ -114,12 +114,8 @@ from typing import Any
 from _readme import write_section
 
 from breakpoint.analysis.search import SCOUT_FRACTION, SCOUT_MIN_HOLD_S, linear_ramp_load_time_s
-from breakpoint.demo.target import (
-    ASSET_COST,
-    TargetConfig,
-    TargetProcess,
-    start_target_process,
-)
+from breakpoint.demo.service import ASSET_COST
+from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
 from breakpoint.emulate import _head_bytes as emulated_head_bytes
 from breakpoint.plan import netmodel
 from breakpoint.plan.profiles import Profile, load_profile_file, resolve_profiles

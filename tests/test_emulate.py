@@ -20,7 +20,8 @@ from locust.env import Environment
 from locust.exception import StopUser
 
 from breakpoint import emulate
-from breakpoint.demo.target import ASSET_BYTES, TargetConfig, TargetProcess, start_target_process
+from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
+from breakpoint.demo.wire import ASSET_BYTES
 from breakpoint.load.recorder import classify_error
 from breakpoint.plan import netmodel
 from breakpoint.plan.profiles import Profile, builtin_profiles

@@ -11,15 +11,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from breakpoint.demo.target import (
-    ASSET_BYTES,
-    CompensatedTimer,
-    ServiceSampler,
-    TargetConfig,
-    TargetServer,
-    WorkerPool,
-    start_target_process,
-)
+from breakpoint.demo.server import TargetServer
+from breakpoint.demo.service import CompensatedTimer, ServiceSampler, TargetConfig, WorkerPool
+from breakpoint.demo.target import start_target_process
+from breakpoint.demo.wire import ASSET_BYTES
 from breakpoint.errors import ConfigError, TargetError
 
 Response = tuple[int, dict[str, str], bytes]
