@@ -258,9 +258,6 @@ class _Boundaries:
     the work a step boundary does, done the old way or the new way while requests fly."""
 
     def __init__(self, target: TargetProcess, out: Path) -> None:
-        sys.path.insert(0, str(ROOT / "tests"))
-        import runbuilder
-
         from breakpoint.analysis.search import Search
         from breakpoint.load import drive
         from breakpoint.load.arrivals import ArrivalScheduler
@@ -269,6 +266,7 @@ class _Boundaries:
         from breakpoint.plan.profiles import default_profile_names, resolve_profiles
         from breakpoint.plan.steps import Plan
         from breakpoint.runs.store import RunWriter, load_run
+        from breakpoint.sim.runbuilder import RunSpec, build_run
 
         profiles = tuple(resolve_profiles(default_profile_names()))
         settings = drive.RunSettings(
@@ -293,7 +291,7 @@ class _Boundaries:
         self.runner = self.env.create_local_runner()
         drive._quiet_locust()
         # What the search decides on after 10 steps of a 6-segment run (a curve fit per segment).
-        built = load_run(runbuilder.build_run(out, steps=12, profiles=profiles))
+        built = load_run(build_run(out, RunSpec(steps=12, profiles=profiles), writer=RunWriter))
         plan = Plan.from_dict(dict(built.info["plan"]))
         self.search = Search(plan, {p.name: p.slo for p in profiles})
         self.done = built.steps[:10]

@@ -24,11 +24,12 @@ from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
+from breakpoint.histograms import new_histogram, percentiles_ms
 from breakpoint.load.run import RunSettings, execute
 from breakpoint.output.publish import publish
 from breakpoint.plan.profiles import Profile, resolve_profiles
 from breakpoint.plan.steps import Plan, PlannedStep
-from breakpoint.results import StepResult, new_histogram, percentiles_ms
+from breakpoint.results import StepResult
 from breakpoint.runs.store import load_run
 
 pytestmark = pytest.mark.e2e

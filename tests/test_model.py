@@ -532,7 +532,7 @@ def test_a_latency_tie_is_decided_by_every_request_of_the_repeats() -> None:
     """Two runs of 8X split over the SLO: a short run of 100 requests at 400 ms and a full one
     of 3,000 at 200 ms. Their median p95 (300 ms) fails; all their requests together pass."""
     from breakpoint.analysis.model import measured_levels
-    from breakpoint.results import encode_histogram, new_histogram
+    from breakpoint.histograms import encode_histogram, new_histogram
 
     def seg_with(p95_ms: float, count: int) -> SegmentStep:
         hist = new_histogram()

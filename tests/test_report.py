@@ -1,4 +1,4 @@
-"""The HTML report, summary.json and summary.md of stored runs built without load (runbuilder).
+"""The HTML report, summary.json and summary.md of stored runs built without load (sim/runbuilder).
 
 The browser test opens report.html in headless Chromium: a probe copy of the page (the report's
 own Content-Security-Policy plus an inline script) records script errors, console errors and
@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runbuilder import SCRIPT_ENDPOINT, Server, build_run
 
+from breakpoint.load.writer import RunWriter
 from breakpoint.output.publish import MARKDOWN_FILE, REPORT_FILE, SUMMARY_FILE, publish
 from breakpoint.runs.store import load_run, write_json
+from breakpoint.sim.runbuilder import RunSpec, build_run
+from breakpoint.sim.stepbuilder import SCRIPT_ENDPOINT, Server
 
 HOSTILE_LABEL = "<script>alert('label')</script>"
 HOSTILE_HOST = "<script>alert('host')</script>.example"
@@ -156,13 +158,8 @@ def _image_stats(png: Path) -> tuple[tuple[int, int], float, int, float]:
 @pytest.fixture(scope="module")
 def big_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 steps x 7 segments, published; hostile label, endpoint and blocked host."""
-    run = build_run(
-        tmp_path_factory.mktemp("reports"),
-        steps=20,
-        segments=7,
-        label=HOSTILE_LABEL,
-        blocked_hosts={HOSTILE_HOST: 3},
-    )
+    spec = RunSpec(steps=20, segments=7, label=HOSTILE_LABEL, blocked_hosts={HOSTILE_HOST: 3})
+    run = build_run(tmp_path_factory.mktemp("reports"), spec, writer=RunWriter)
     publish(run)
     return run
 
@@ -170,13 +167,8 @@ def big_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def partial_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Interrupted during its 9th step (the last one is partial)."""
-    run = build_run(
-        tmp_path_factory.mktemp("reports"),
-        steps=9,
-        segments=4,
-        status="interrupted",
-        stop_reason=HOSTILE_REASON,
-    )
+    spec = RunSpec(steps=9, segments=4, status="interrupted", stop_reason=HOSTILE_REASON)
+    run = build_run(tmp_path_factory.mktemp("reports"), spec, writer=RunWriter)
     publish(run)
     return run
 
@@ -321,7 +313,8 @@ def test_partial_run_report_says_it_was_interrupted(partial_run: Path) -> None:
 
 def test_run_where_nothing_broke_says_so(tmp_path: Path) -> None:
     """A server with ample capacity: the headline says no segment broke, up to the level held."""
-    run = build_run(tmp_path, steps=10, segments=3, server=Server(workers=8, service_ms=5.0))
+    spec = RunSpec(steps=10, segments=3, server=Server(workers=8, service_ms=5.0))
+    run = build_run(tmp_path, spec, writer=RunWriter)
     html = publish(run).read_text(encoding="utf-8")
     assert "No segment broke up to 10X." in html
     assert "breaks first" not in html

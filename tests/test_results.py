@@ -78,7 +78,7 @@ def test_records_round_trip() -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_fast_percentiles_match_hdrhistogram(seed: int) -> None:
     """The vectorised percentiles equal HdrHistogram's own, value for value."""
-    from breakpoint.results import new_histogram, values_at_percentiles
+    from breakpoint.histograms import new_histogram, values_at_percentiles
 
     rng = random.Random(seed)
     hist = new_histogram()

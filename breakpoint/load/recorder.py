@@ -23,6 +23,12 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from breakpoint.analysis.criteria import throughput_shortfall
+from breakpoint.histograms import (
+    encode_histogram,
+    new_histogram,
+    percentiles_ms,
+    values_at_percentiles,
+)
 from breakpoint.load.users import IterationHooks
 from breakpoint.results import (
     ERROR_KINDS,
@@ -31,10 +37,6 @@ from breakpoint.results import (
     SegmentStep,
     Series,
     StepResult,
-    encode_histogram,
-    new_histogram,
-    percentiles_ms,
-    values_at_percentiles,
 )
 
 MAX_LATENCY_US = 3_600_000_000
