@@ -27,16 +27,6 @@ def encode_histogram(hist: HdrHistogram) -> str:
     return hist.encode().decode("ascii") if hist.get_total_count() else ""
 
 
-def decode_histogram(encoded: str) -> HdrHistogram:
-    if not encoded:
-        return new_histogram()
-    hist = HdrHistogram.decode(encoded.encode("ascii"))
-    # decode() returns a histogram with the encoder's range; rebuild with ours so adds always fit.
-    merged = new_histogram()
-    merged.add(hist)
-    return merged
-
-
 def merge_encoded(encoded: Iterable[str]) -> HdrHistogram:
     total = new_histogram()
     for item in encoded:

@@ -106,7 +106,6 @@ class TargetServer:
         self._connection_tasks: set[asyncio.Task[Any]] = set()
         self._connections_total = 0
         self._in_flight = 0
-        self._in_service = 0
         self._stall_until = 0.0
 
     @property
@@ -336,10 +335,3 @@ class TargetServer:
         stats.drain_total_s += drain_s
         stats.drain_max_s = max(stats.drain_max_s, drain_s)
         counters.statuses[status] = counters.statuses.get(status, 0) + 1
-
-
-async def serve(config: TargetConfig | None = None) -> TargetServer:
-    """Start a demo target in the running event loop; stop it with `await server.stop()`."""
-    server = TargetServer(config)
-    await server.start()
-    return server

@@ -176,11 +176,6 @@ class DownloadSchedule:
         self._round_bytes = starts
         self._round_ms = times
 
-    @property
-    def window_limited_rounds(self) -> int:
-        """Rounds in which the window, not the bandwidth, limits delivery."""
-        return len(self._round_bytes) - 1
-
     def due_ms(self, n_bytes: float) -> float:
         """Milliseconds after the first byte's arrival at which n_bytes have all arrived."""
         starts = self._round_bytes

@@ -21,8 +21,6 @@ import math
 import numpy as np
 from scipy import optimize, special, stats
 
-P95_TAIL = 0.05  # P(T > p95) = 5%
-
 
 def erlang_c(c: int, offered_erlangs: float) -> float:
     """Probability that an arrival waits in an M/M/c queue with offered load a = lambda * S."""
