@@ -62,7 +62,7 @@ class _Clock:
 
 def _round(run_dir: Path) -> dict[str, float]:
     """One report of the run, timed phase by phase as publish() does it, then publish() itself."""
-    from breakpoint.analysis.model import analyse
+    from breakpoint.analysis.breaks import analyse
     from breakpoint.output.publish import publish
     from breakpoint.output.report import plots, render
     from breakpoint.plan.profiles import profile_from_dict

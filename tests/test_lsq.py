@@ -9,7 +9,7 @@ import pytest
 from scipy import optimize
 
 from breakpoint.analysis import lsq
-from breakpoint.analysis.model import _OpenProblem
+from breakpoint.analysis.fit_open import _OpenProblem
 
 X = np.linspace(0.0, 4.0, 25)
 

@@ -9,7 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from breakpoint.analysis.model import Analysis, analyse, summary_segments
+from breakpoint.analysis.breaks import analyse
+from breakpoint.analysis.findings import Analysis, summary_segments
 from breakpoint.plan.profiles import Device, Network, Profile, Slo
 from breakpoint.plan.steps import Plan
 from breakpoint.results import EndpointStats, GeneratorHealth, SegmentStep, StepResult
@@ -263,7 +264,7 @@ def test_a_pass_measured_before_the_queue_settled_is_flagged_and_widened() -> No
 
 
 def test_relaxation_time() -> None:
-    from breakpoint.analysis.model import relaxation_s
+    from breakpoint.analysis.placement import relaxation_s
 
     assert relaxation_s(384.0, 400.0) == pytest.approx(6.1, rel=0.02)
     assert relaxation_s(320.0, 400.0) == pytest.approx(0.224, rel=0.02)
@@ -531,7 +532,7 @@ def test_summary_segments_follow_the_contract() -> None:
 def test_a_latency_tie_is_decided_by_every_request_of_the_repeats() -> None:
     """Two runs of 8X split over the SLO: a short run of 100 requests at 400 ms and a full one
     of 3,000 at 200 ms. Their median p95 (300 ms) fails; all their requests together pass."""
-    from breakpoint.analysis.model import measured_levels
+    from breakpoint.analysis.levels import measured_levels
     from breakpoint.histograms import encode_histogram, new_histogram
 
     def seg_with(p95_ms: float, count: int) -> SegmentStep:

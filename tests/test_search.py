@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from breakpoint.analysis.model import bracket, measured_levels
+from breakpoint.analysis.levels import bracket, measured_levels
 from breakpoint.analysis.search import (
     Search,
     describe_policy,

@@ -70,7 +70,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from breakpoint.analysis.model import Level, bracket, estimate_breaks, measured_levels
+from breakpoint.analysis.breaks import estimate_breaks
+from breakpoint.analysis.findings import Level
+from breakpoint.analysis.levels import bracket, measured_levels
 from breakpoint.analysis.sizing import Pace, initial_paces, learn_paces, size_step
 from breakpoint.plan.profiles import Profile, Slo, normalised_shares
 from breakpoint.plan.steps import Plan, PlannedStep, ramp, same_level, worst_case_steps

@@ -11,7 +11,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from breakpoint.analysis.model import analyse
+from breakpoint.analysis.breaks import analyse
 from breakpoint.errors import StoreError
 from breakpoint.output.report.render import render_html
 from breakpoint.plan.profiles import profile_from_dict

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from breakpoint.analysis.model import Analysis, summary_segments
+from breakpoint.analysis.findings import Analysis, summary_segments
 from breakpoint.plan.profiles import Profile
 from breakpoint.plan.steps import Plan
 from breakpoint.results import StepResult

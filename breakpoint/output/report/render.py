@@ -16,7 +16,7 @@ import jinja2
 from markupsafe import Markup
 
 from breakpoint.analysis.criteria import MIN_REQUESTS
-from breakpoint.analysis.model import Analysis, SegmentAnalysis
+from breakpoint.analysis.findings import Analysis, SegmentAnalysis
 from breakpoint.output.report import plots
 from breakpoint.plan.profiles import Profile
 from breakpoint.plan.steps import same_level

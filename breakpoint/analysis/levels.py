@@ -1,0 +1,230 @@
+"""A segment's trusted measurements grouped into load levels, each with its verdict; the bracket
+(last pass, first fail); and the repeat noise of log p95 that weights the fits.
+
+Shared by the analysis and the search, which both reason in levels
+(docs/design.md#break-definition; the noise: docs/design.md#open-model-fit).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from breakpoint.analysis.criteria import SegmentVerdict, is_saturated, judge, system_saturation
+from breakpoint.analysis.findings import Level, QualityWarning
+from breakpoint.histograms import merge_encoded, percentiles_ms
+from breakpoint.plan.profiles import Slo
+from breakpoint.plan.steps import same_level
+from breakpoint.results import SegmentStep, StepResult
+
+# A p95 read from one step is never more precise than about 1% (histogram resolution, and the
+# tail of a 20 s window); repeats that agree better than that are luck.
+MIN_SIGMA_LOG = 0.01
+# Noise assumed when a run has neither repeats nor enough levels to estimate it from residuals.
+DEFAULT_SIGMA_LOG = 0.10
+# A level's own repeat variance is shrunk toward the pooled one as if the pool were this many
+# extra degrees of freedom: two repeats alone give a variance estimate that is mostly noise.
+PRIOR_DF = 4
+MIN_DF = 3  # t-noise heavier than 3 degrees of freedom would be dominated by a handful of draws
+CRITERIA_PRIORITY = ("errors", "latency", "saturation")
+
+
+@dataclass(frozen=True)
+class _Obs:
+    step: int
+    multiplier: float
+    load: float
+    seg: SegmentStep
+    verdict: SegmentVerdict
+    age_s: float = math.inf  # time under this load at the middle of the measured window
+    received: float = 0.0  # the load the target really got (arrivals in the window), 0: unknown
+
+    @property
+    def rate(self) -> float:
+        """Where this measurement sits on the load axis: the realised load when it is known.
+
+        A 5 s window at 150 req/s holds 750 +- 27 Poisson arrivals: the realised load differs
+        from the planned one by a few percent, as much as the resolution asked of the search.
+        """
+        return self.received if self.received > 0 else self.load
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def _observations(
+    steps: Sequence[StepResult], name: str, slo: Slo, notes: list[QualityWarning] | None = None
+) -> list[_Obs]:
+    """The segment's trusted measurements; untrusted ones become warnings (if notes given)."""
+    out: list[_Obs] = []
+    for step in steps:
+        seg = step.segments.get(name)
+        if seg is None:
+            continue
+        verdict = judge(
+            seg,
+            slo,
+            generator_bound=step.generator.bound,
+            system=system_saturation(step),
+            measured_s=step.measured_s,
+        )
+        if verdict.passed is None:
+            if notes is not None and not step.generator.bound:
+                notes.append(
+                    QualityWarning(
+                        "few_samples",
+                        f"step at {step.multiplier:g}X not used: {verdict.reason}",
+                        name,
+                        step.index,
+                    )
+                )
+            continue
+        age = step.warmup_s + step.measured_s / 2
+        out.append(_Obs(step.index, step.multiplier, step.load, seg, verdict, age, _received(step)))
+    return out
+
+
+def _received(step: StepResult) -> float:
+    """Arrivals per second scheduled in the window over all segments (open model); 0: unknown.
+
+    Only trusted as a realisation of the planned load: far from it (a closed model, where the
+    offered rate is what users managed to attempt) it is not used.
+    """
+    offered = sum(s.offered_rps for s in step.segments.values())
+    if step.load <= 0 or not 0.8 <= offered / step.load <= 1.25:
+        return 0.0
+    return offered
+
+
+def _group(obs: Sequence[_Obs]) -> list[list[_Obs]]:
+    groups: list[list[_Obs]] = []
+    for o in sorted(obs, key=lambda o: (o.multiplier, o.step)):
+        if groups and same_level(groups[-1][0].multiplier, o.multiplier):
+            groups[-1].append(o)
+        else:
+            groups.append([o])
+    return groups
+
+
+def _level(group: Sequence[_Obs], slo: Slo) -> Level:
+    failing = [o.verdict.criterion for o in group if o.verdict.passed is False]
+    criterion = None
+    if failing:
+        counts = Counter(failing)
+        criterion = max(counts, key=lambda c: (counts[c], -CRITERIA_PRIORITY.index(c or "")))
+    p95s = [o.seg.p95_ms for o in group if o.seg.p95_ms is not None and o.seg.p95_ms > 0]
+    ratios = [r for o in group if (r := o.seg.completion_ratio) is not None]
+    median_p95 = _median(p95s)
+    errors = sum(o.seg.error_count + o.seg.unfinished for o in group)
+    attempts = sum(o.seg.requests + o.seg.unfinished for o in group)
+    pooled = errors / attempts if attempts else 0.0
+    # The level fails when most repeats fail. On a tie the pooled evidence decides: the median
+    # p95 for latency, all the repeats' requests together for errors. Near the break single
+    # repeats straddle the SLO by noise, and "any fail" would bias the break low.
+    passed = 2 * len(failing) < len(group)
+    if 2 * len(failing) == len(group):
+        if criterion == "latency":
+            pooled_p95 = _pooled_p95(group)
+            tie_p95 = pooled_p95 if pooled_p95 is not None else median_p95
+            passed = tie_p95 is not None and tie_p95 <= slo.p95_ms
+        elif criterion == "errors":
+            passed = pooled <= slo.error_rate and not any(
+                o.verdict.criterion == "latency" for o in group if o.verdict.passed is False
+            )
+        else:
+            passed = False
+    return Level(
+        multiplier=group[0].multiplier,
+        load=group[0].load,
+        repeats=len(group),
+        failed=len(failing),
+        passed=passed,
+        criterion=criterion,
+        p95_median_ms=median_p95,
+        p95_min_ms=min(p95s) if p95s else None,
+        p95_max_ms=max(p95s) if p95s else None,
+        error_rate=pooled,
+        errors=errors,
+        attempts=attempts,
+        completion_ratio=_median(ratios),
+        saturated=any(is_saturated(o.seg)[0] for o in group),
+        steps=tuple(o.step for o in group),
+        age_s=min(o.age_s for o in group),
+    )
+
+
+def _pooled_p95(group: Sequence[_Obs]) -> float | None:
+    """The p95 of every repeat's requests together (their histograms merged); None if any lacks one.
+
+    With two repeats the median is their mean, and a short scout would weigh as much as a full
+    step: merging weighs every request alike.
+    """
+    if len(group) < 2 or not all(o.seg.histogram for o in group):
+        return None
+    return percentiles_ms(merge_encoded(o.seg.histogram for o in group))["p95_ms"]
+
+
+def measured_levels(steps: Sequence[StepResult], name: str, slo: Slo) -> tuple[Level, ...]:
+    """The segment's trusted levels in increasing multiplier, each with its verdict."""
+    return tuple(_level(g, slo) for g in _group(_observations(steps, name, slo)))
+
+
+def bracket(levels: Sequence[Level]) -> tuple[float | None, float | None]:
+    """(last passing level below the first failing one, first failing level); None if absent."""
+    last_pass: float | None = None
+    for lv in levels:
+        if not lv.passed:
+            return last_pass, lv.multiplier
+        last_pass = lv.multiplier
+    return last_pass, None
+
+
+@dataclass(frozen=True)
+class _Noise:
+    """Per-observation standard deviation of log p95 and the degrees of freedom behind it."""
+
+    pooled: float | None  # None: no repeats anywhere
+    df: float
+    by_level: Mapping[tuple[str, float], float]
+
+    def sigma(self, name: str, multiplier: float) -> float:
+        for (n, m), s in self.by_level.items():
+            if n == name and same_level(m, multiplier):
+                return s
+        return self.pooled if self.pooled is not None else DEFAULT_SIGMA_LOG
+
+
+def _noise(obs: Mapping[str, Sequence[_Obs]]) -> _Noise:
+    """Pool the within-level variance of log p95 over every segment and level with repeats."""
+    ss, df = 0.0, 0
+    own: dict[tuple[str, float], tuple[float, int]] = {}
+    for name, seg_obs in obs.items():
+        for group in _group([o for o in seg_obs if _usable(o)]):
+            logs = np.log([_p95(o) for o in group])
+            if len(logs) >= 2:
+                dev = float(np.sum((logs - logs.mean()) ** 2))
+                ss += dev
+                df += len(logs) - 1
+                own[(name, group[0].multiplier)] = (dev, len(logs) - 1)
+    if df == 0:
+        return _Noise(None, 0.0, {})
+    pooled_var = max(ss / df, MIN_SIGMA_LOG**2)
+    by_level = {
+        key: max(math.sqrt((PRIOR_DF * pooled_var + dev) / (PRIOR_DF + k)), MIN_SIGMA_LOG)
+        for key, (dev, k) in own.items()
+    }
+    return _Noise(math.sqrt(pooled_var), float(df), by_level)
+
+
+def _p95(o: _Obs) -> float:
+    return float(o.seg.p95_ms or 0.0)
+
+
+def _usable(o: _Obs) -> bool:
+    """Can this measurement inform the latency curve? Saturated steps are not a steady state."""
+    return o.seg.p95_ms is not None and o.seg.p95_ms > 0 and not is_saturated(o.seg)[0]
