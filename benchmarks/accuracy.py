@@ -113,7 +113,7 @@ from typing import Any
 
 from _readme import write_section
 
-from breakpoint.analysis.search import SCOUT_FRACTION, SCOUT_MIN_HOLD_S, linear_ramp_load_time_s
+from breakpoint.analysis.search import SCOUT_FRACTION, SCOUT_MIN_HOLD_S
 from breakpoint.demo.service import ASSET_COST
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
 from breakpoint.emulate import _head_bytes as emulated_head_bytes
@@ -123,6 +123,7 @@ from breakpoint.plan.steps import Plan, PlannedStep
 from breakpoint.results import StepResult
 from breakpoint.runs.store import load_run
 from breakpoint.sim import queueing
+from breakpoint.sim.simulate import linear_ramp_load_time_s
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent

@@ -11,18 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from breakpoint.analysis.levels import bracket, measured_levels
-from breakpoint.analysis.search import (
-    Search,
-    describe_policy,
+from breakpoint.analysis.search import Search, describe_policy
+from breakpoint.plan.profiles import Slo
+from breakpoint.plan.steps import Plan, PlannedStep, ramp, same_level
+from breakpoint.results import GeneratorHealth, SegmentStep, StepResult
+from breakpoint.sim import queueing as q
+from breakpoint.sim.simulate import (
     linear_ramp_load_time_s,
     load_time_s,
     simulate,
     simulate_results,
 )
-from breakpoint.plan.profiles import Slo
-from breakpoint.plan.steps import Plan, PlannedStep, ramp, same_level
-from breakpoint.results import GeneratorHealth, SegmentStep, StepResult
-from breakpoint.sim import queueing as q
 
 BASE_RPS = 40.0
 SLOS = {"s0": Slo(250.0)}
