@@ -263,9 +263,10 @@ class _Boundaries:
         from breakpoint.load.arrivals import ArrivalScheduler
         from breakpoint.load.controller import Controller
         from breakpoint.load.guard import HostGuard
+        from breakpoint.load.writer import RunWriter
         from breakpoint.plan.profiles import default_profile_names, resolve_profiles
         from breakpoint.plan.steps import Plan
-        from breakpoint.runs.store import RunWriter, load_run
+        from breakpoint.runs.store import load_run
         from breakpoint.sim.runbuilder import RunSpec, build_run
 
         profiles = tuple(resolve_profiles(default_profile_names()))

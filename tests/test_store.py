@@ -14,9 +14,10 @@ import gevent
 import pytest
 from gevent import monkey
 
+from breakpoint.load.writer import RunWriter
 from breakpoint.results import SegmentStep, StepResult
 from breakpoint.runs import store
-from breakpoint.runs.store import RUN_FILE, STEPS_FILE, RunWriter, load_run
+from breakpoint.runs.store import RUN_FILE, STEPS_FILE, load_run
 
 # Locust (imported by conftest) has patched time.sleep into a greenlet sleep: a slow disk is a
 # native thread blocked for real.
