@@ -24,7 +24,7 @@ import pytest
 
 from breakpoint.cli.main import main
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
-from breakpoint.load.run import DRAIN_MARGIN_S
+from breakpoint.load.settings import DRAIN_MARGIN_S
 from breakpoint.runs.store import load_run
 
 pytestmark = pytest.mark.e2e

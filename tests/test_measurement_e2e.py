@@ -25,7 +25,8 @@ from locust.env import Environment
 
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
 from breakpoint.histograms import new_histogram, percentiles_ms
-from breakpoint.load.run import RunSettings, execute
+from breakpoint.load.run import execute
+from breakpoint.load.settings import RunSettings
 from breakpoint.output.publish import publish
 from breakpoint.plan.profiles import Profile, resolve_profiles
 from breakpoint.plan.steps import Plan, PlannedStep

@@ -15,7 +15,7 @@ import pytest
 from gevent import monkey
 
 from breakpoint.load.controller import Controller
-from breakpoint.load.run import collect_garbage_now
+from breakpoint.load.local import collect_garbage_now
 from breakpoint.plan.steps import Plan, PlannedStep
 from breakpoint.results import StepResult
 

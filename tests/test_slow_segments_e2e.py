@@ -15,7 +15,8 @@ import pytest
 
 from breakpoint.analysis.search import Search
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
-from breakpoint.load.run import RunSettings, execute
+from breakpoint.load.run import execute
+from breakpoint.load.settings import RunSettings
 from breakpoint.plan import netmodel
 from breakpoint.plan.profiles import resolve_profiles
 from breakpoint.plan.steps import Plan

@@ -15,7 +15,7 @@ from breakpoint.plan.profiles import default_profile_names, resolve_profiles
 from breakpoint.plan.steps import Plan
 
 if TYPE_CHECKING:
-    from breakpoint.output.live import Progress
+    from breakpoint.load.progress import Progress
 
 DEMO_BASELINE_RPS = 40.0
 
@@ -66,12 +66,14 @@ def run_demo(
     progress: Progress | None = None,
 ) -> Path:
     """Run the demo; returns the path of its HTML report."""
-    # Import locust (which monkey-patches with gevent) before the target's reader thread exists:
-    # patching a process that already runs threads can deadlock.
-    import locust  # noqa: F401
+    from breakpoint.load.process import patch_early
+
+    # gevent's monkey-patching before the target's reader thread exists (see patch_early).
+    patch_early()
 
     from breakpoint.analysis.search import Search
-    from breakpoint.load.run import RunInterrupted, RunSettings, execute
+    from breakpoint.load.run import RunInterrupted, execute
+    from breakpoint.load.settings import RunSettings
     from breakpoint.output.publish import publish
 
     plan = demo_plan(quick=quick, seed=seed)

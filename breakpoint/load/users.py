@@ -1,14 +1,8 @@
 """Wrap a scenario's Locust user classes once per segment (device/network profile).
 
-The user's locustfile runs unchanged: each of its user classes is subclassed per profile. The
-subclass tags every request with its segment (through `User.context()`), installs the profile's
-network and device emulation on its client, and, in the open model, replaces the wait between
-iterations with "take the next arrival ticket of my segment", so iterations start when the
-arrival schedule says, not when the user happens to be free.
-
-Every iteration carries the measured window it was offered into, and each of its requests
-carries that window in its context (`bp_window`), so a request that ends after its step closed
-is still recorded where it belongs (docs/design.md, "Measurement rules").
+The locustfile runs unchanged: each user class is subclassed per profile to tag requests with
+their segment and measured window (docs/design.md#window-membership), install the profile's
+emulation and, in the open model, start iterations on arrival tickets (arrivals.py).
 """
 
 from __future__ import annotations
@@ -16,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from locust import User
@@ -44,18 +39,25 @@ def _class_weight(cls: type[User]) -> float:
     return float(getattr(cls, "weight", 1) or 1)
 
 
+@dataclass(frozen=True)
+class UserWiring:
+    """What every wrapped user of a run shares: the load model, where iterations are reported,
+    the arrival queues (open model), whether to emulate, the seed and the host allow-list."""
+
+    model: str
+    hooks: IterationHooks
+    scheduler: ArrivalScheduler | None = None
+    emulate: bool = True
+    seed: int = 1
+    guard: HostGuard | None = None
+
+
 def wrap_user_classes(
     scenario_classes: Sequence[type[User]],
     profiles: Sequence[Profile],
     shares: Mapping[str, float],
-    *,
-    model: str,
-    hooks: IterationHooks,
-    scheduler: ArrivalScheduler | None,
-    emulate: bool,
+    wiring: UserWiring,
     pool_weights: Mapping[str, float] | None = None,
-    seed: int = 1,
-    guard: HostGuard | None = None,
 ) -> list[type[User]]:
     """One subclass per (profile, scenario class), weighted by traffic share x class weight.
 
@@ -68,40 +70,19 @@ def wrap_user_classes(
     wrapped: list[type[User]] = []
     counter = iter(range(1_000_000))
     for profile in profiles:
-        weights = pool_weights if model == "open" and pool_weights else shares
+        weights = pool_weights if wiring.model == "open" and pool_weights else shares
         segment_weight = weights[profile.name]
         for cls in scenario_classes:
             weight = segment_weight * _class_weight(cls) / class_total
-            wrapped.append(
-                _wrap(
-                    cls,
-                    profile,
-                    weight,
-                    model=model,
-                    hooks=hooks,
-                    scheduler=scheduler,
-                    emulate=emulate,
-                    seed=seed,
-                    counter=counter,
-                    guard=guard,
-                )
-            )
+            wrapped.append(_wrap(cls, profile, weight, wiring, counter))
     return wrapped
 
 
 def _wrap(
-    cls: type[User],
-    profile: Profile,
-    weight: float,
-    *,
-    model: str,
-    hooks: IterationHooks,
-    scheduler: ArrivalScheduler | None,
-    emulate: bool,
-    seed: int,
-    counter: Any,
-    guard: HostGuard | None = None,
+    cls: type[User], profile: Profile, weight: float, wiring: UserWiring, counter: Any
 ) -> type[User]:
+    model, hooks, scheduler = wiring.model, wiring.hooks, wiring.scheduler
+    emulate, seed, guard = wiring.emulate, wiring.seed, wiring.guard
     segment = profile.name
     original_wait: Callable[..., float] | None = getattr(cls, "wait_time", None)
     queue = scheduler.queues[segment] if scheduler is not None else None
@@ -187,8 +168,8 @@ def _wrap(
             return pause
 
         def on_start(self: Any) -> None:
-            # Start each user at a random phase of its think time (docs/design.md, "Field
-            # notes": users started together fall into lockstep).
+            # Start each user at a random phase of its think time: users started together
+            # fall into lockstep (docs/design.md#closed-model-split).
             if original_wait is not None:
                 import gevent
 
