@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from breakpoint.load.recorder import Recorder, classify_error, summarise_health
+from breakpoint.load.health import summarise_health
+from breakpoint.load.recorder import Recorder, classify_error
 
 
 class Clock:

@@ -1,43 +1,24 @@
-"""Record every request into HdrHistograms per step x segment x endpoint.
+"""Record every request into exact HdrHistograms per step x segment x endpoint.
 
-Locust's own statistics round latencies to two significant figures; this listener on
-`events.request` keeps exact histograms (microseconds, 3 significant digits) of the latency each
-emulated user experienced, timed from the iteration's intended start (open model), with the
-network/server/device parts, errors by kind, offered vs completed iterations and a per-second
-series. An iteration belongs to the measured window in which it was offered (its intended start),
-and so do all of its requests, whenever they finish; iterations offered during a warm-up are
-discarded. When a step closes, a provisional result is available at once, and the final one once
-every iteration of the window has finished or the drain deadline has passed (the rules are in
-docs/design.md, "Measurement rules").
+An `events.request` listener (Locust's own statistics round to two significant figures). Each
+request is recorded in the measured window its iteration was offered in, timed from the
+iteration's intended start (docs/design.md#window-membership, #latency-clock); a closed step
+gives a provisional result at once and a final one when its iterations are done or drained.
 """
 
 from __future__ import annotations
 
 import errno
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
 from breakpoint.analysis.criteria import throughput_shortfall
-from breakpoint.histograms import (
-    encode_histogram,
-    new_histogram,
-    percentiles_ms,
-    values_at_percentiles,
-)
+from breakpoint.histograms import new_histogram, values_at_percentiles
+from breakpoint.load.health import summarise_health
 from breakpoint.load.users import IterationHooks
-from breakpoint.results import (
-    ERROR_KINDS,
-    EndpointStats,
-    GeneratorHealth,
-    SegmentStep,
-    Series,
-    StepResult,
-)
+from breakpoint.load.windows import SegmentAcc, Window, segment_step
+from breakpoint.results import GeneratorHealth, StepResult
 
 MAX_LATENCY_US = 3_600_000_000
 RECENT_KEEP_S = 120  # wall-clock seconds of request counts kept for the abort guardrail
@@ -95,53 +76,6 @@ def classify_error(exception: BaseException | None, response: Any) -> str | None
     return "other"
 
 
-@dataclass
-class _Acc:
-    """Accumulated measurements of one segment in one step."""
-
-    hist: HdrHistogram = field(default_factory=new_histogram)  # successful requests only
-    endpoint_hist: dict[str, HdrHistogram] = field(default_factory=dict)
-    endpoint_errors: dict[str, int] = field(default_factory=dict)
-    endpoint_requests: dict[str, int] = field(default_factory=dict)
-    errors: dict[str, int] = field(default_factory=dict)
-    requests: int = 0  # completed requests, failed ones included
-    generator_errors: int = 0  # requests the generator itself could not make (not the target's)
-    offered: int = 0  # iterations offered in the window
-    finished: int = 0  # of which have finished (whenever)
-    done_in_window: int = 0  # iterations that finished inside the window (throughput)
-    parts_sum: dict[str, float] = field(
-        default_factory=lambda: {"network": 0.0, "server": 0.0, "device": 0.0}
-    )
-    sec_count: list[int] = field(default_factory=list)
-    sec_errors: list[int] = field(default_factory=list)
-    sec_sum_ms: list[float] = field(default_factory=list)
-    sec_slow: list[int] = field(default_factory=list)
-
-    def second(self, i: int) -> None:
-        while len(self.sec_count) <= i:
-            self.sec_count.append(0)
-            self.sec_errors.append(0)
-            self.sec_sum_ms.append(0.0)
-            self.sec_slow.append(0)
-
-
-@dataclass
-class _Window:
-    index: int
-    multiplier: float
-    load: float
-    phase: str
-    started_at: float
-    measure_from: float
-    warmup_s: float
-    until: float | None = None
-    accs: dict[str, _Acc] = field(default_factory=dict)
-    health: list[tuple[str, float]] = field(default_factory=list)
-    user_waits_s: list[float] = field(default_factory=list)  # arrivals that waited for a user
-    pool_capped: bool = False  # the pool wanted more users than --max-users allows
-    final: bool = False
-
-
 # When more than this share of a segment's iterations are still running as its window closes
 # (and more than one), the search waits for them: the slowest requests finish last, so a
 # verdict from those already done would understate the p95.
@@ -175,8 +109,8 @@ class Recorder(IterationHooks):
         self.segments = list(segments)
         self.slow_ms = slow_ms  # per-second count of requests slower than this (abort guardrail)
         self._clock = clock
-        self._windows: dict[int, _Window] = {}
-        self._open: _Window | None = None
+        self._windows: dict[int, Window] = {}
+        self._open: Window | None = None
         # Requests of an iteration whose window was already final (or unknown) when they ended:
         # never expected (a window waits for its iterations); reported whenever non-zero.
         self.dropped_outside = 0
@@ -198,8 +132,8 @@ class Recorder(IterationHooks):
         start: float | None = None,
     ) -> None:
         started = self._clock() if start is None else start
-        window = _Window(index, multiplier, load, phase, started, started + warmup_s, warmup_s)
-        window.accs = {s: _Acc() for s in self.segments}
+        window = Window(index, multiplier, load, phase, started, started + warmup_s, warmup_s)
+        window.accs = {s: SegmentAcc() for s in self.segments}
         self._windows[index] = window
         self._open = window
 
@@ -223,7 +157,7 @@ class Recorder(IterationHooks):
             return {}
         return {n: (max(0, a.offered - a.finished), a.offered) for n, a in window.accs.items()}
 
-    def _window_for(self, t: float) -> _Window | None:
+    def _window_for(self, t: float) -> Window | None:
         """The measured window holding time t (an intended start), if any is still recording."""
         window = self._open
         if window is not None and window.measure_from <= t:
@@ -363,7 +297,7 @@ class Recorder(IterationHooks):
 
     def record(
         self,
-        w: _Window,
+        w: Window,
         segment: str,
         name: str,
         latency_ms: float,
@@ -419,7 +353,7 @@ class Recorder(IterationHooks):
         # Requests still in flight are unfinished (errors) only once the step is final; in a
         # provisional result they are simply not known yet.
         segments = {
-            name: _segment_step(name, acc, measured_s, count_unfinished=final)
+            name: segment_step(name, acc, measured_s, count_unfinished=final)
             for name, acc in w.accs.items()
         }
         if health is None:
@@ -458,147 +392,3 @@ class Recorder(IterationHooks):
 
     def forget(self, index: int) -> None:
         self._windows.pop(index, None)
-
-
-def _segment_step(
-    name: str, acc: _Acc, measured_s: float, *, count_unfinished: bool
-) -> SegmentStep:
-    pct = percentiles_ms(acc.hist)
-    n = acc.requests
-    ok = int(acc.hist.get_total_count())
-    endpoints = {}
-    for ep in acc.endpoint_requests:
-        # An endpoint whose requests all failed has no latency, but it is listed.
-        hist = acc.endpoint_hist.get(ep) or new_histogram()
-        ep_pct = percentiles_ms(hist)
-        endpoints[ep] = EndpointStats(
-            requests=acc.endpoint_requests.get(ep, 0),
-            errors=acc.endpoint_errors.get(ep, 0),
-            p50_ms=ep_pct["p50_ms"],
-            p95_ms=ep_pct["p95_ms"],
-            p99_ms=ep_pct["p99_ms"],
-            histogram=encode_histogram(hist),
-        )
-    seconds = math.floor(measured_s) if measured_s > 0 else 0
-    acc.second(seconds - 1)  # quiet trailing seconds are zeros, not missing
-    count = acc.sec_count[:seconds] if seconds else acc.sec_count
-    errors = acc.sec_errors[: len(count)]
-    mean_ms = [
-        (s / (c - e) if c > e else None)
-        for s, c, e in zip(acc.sec_sum_ms[: len(count)], count, errors, strict=True)
-    ]
-    unfinished = max(0, acc.offered - acc.finished) if count_unfinished else 0
-    return SegmentStep(
-        segment=name,
-        requests=n,
-        errors={k: v for k, v in acc.errors.items() if k in ERROR_KINDS or v},
-        offered_rps=acc.offered / measured_s if measured_s > 0 else 0.0,
-        completed_rps=acc.done_in_window / measured_s if measured_s > 0 else 0.0,
-        p50_ms=pct["p50_ms"],
-        p90_ms=pct["p90_ms"],
-        p95_ms=pct["p95_ms"],
-        p99_ms=pct["p99_ms"],
-        max_ms=pct["max_ms"],
-        mean_ms=pct["mean_ms"],
-        histogram=encode_histogram(acc.hist),
-        parts_ms={k: v / ok for k, v in acc.parts_sum.items()} if ok else {},
-        endpoints=endpoints,
-        series=Series(
-            tuple(count),
-            tuple(errors),
-            tuple(mean_ms),
-            tuple(acc.sec_slow[: len(count)]),
-        ),
-        unfinished=unfinished,
-        generator_errors=acc.generator_errors,
-    )
-
-
-# Above these the generator, not the target, is the bottleneck (DESIGN.md section 12: keep each
-# process under about 80% CPU; beyond it sleep error p99 grows past 50 ms).
-CPU_BOUND_PCT = 90.0
-LOOP_LAG_BOUND_MS = 100.0
-SCHEDULE_LAG_BOUND_MS = 100.0
-
-
-def _quantile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
-
-
-def _p99(values: list[float]) -> float:
-    return _quantile(values, 0.99)
-
-
-# An arrival that waited longer than this for a free virtual user was sent late by the
-# generator; when more than USER_WAIT_SHARE of a window's arrivals did, the pool of users (or
-# --max-users) was too small: a generator fault, not the target's latency.
-USER_WAIT_LATE_S = 0.05
-USER_WAIT_SHARE = 0.01
-
-
-def summarise_health(
-    samples: Sequence[tuple[str, float]],
-    workers: int = 1,
-    workers_lost: int = 0,
-    *,
-    user_waits_s: Sequence[float] = (),
-    arrivals: int = 0,
-    generator_errors: int = 0,
-    target_saturated: bool = False,
-    pool_capped: bool = False,
-) -> GeneratorHealth:
-    """The generator's health over a window. Arrivals waiting for a free virtual user are a
-    generator fault, except while the target itself could not keep up (completed clearly below
-    offered, with the pool below its cap): then every user is held by the target's queue and
-    the wait is the target's latency, timed from the intended start."""
-    cpu = [v for k, v in samples if k == "cpu"]
-    loop = [v for k, v in samples if k == "loop_lag_ms"]
-    sched = [v for k, v in samples if k == "schedule_lag_ms"]
-    reasons = []
-    cpu_max = max(cpu) if cpu else 0.0
-    cpu_mean = sum(cpu) / len(cpu) if cpu else 0.0
-    busy = sorted(cpu, reverse=True)[:2]
-    if len(busy) == 2 and min(busy) >= CPU_BOUND_PCT:
-        reasons.append(f"generator CPU at {cpu_max:.0f}% (limit {CPU_BOUND_PCT:.0f}%)")
-    loop_p99, sched_p99 = _p99(loop), _p99(sched)
-    # Bound means *sustained* lateness: the p95 of the samples, so that one pause (a garbage
-    # collection, a neighbour's burst) does not discard a step. Arrivals sent late are still
-    # timed from their intended start, so a short pause costs a few late samples, not honesty.
-    loop_p95, sched_p95 = _quantile(loop, 0.95), _quantile(sched, 0.95)
-    if loop_p95 > LOOP_LAG_BOUND_MS:
-        reasons.append(f"event-loop lag p95 {loop_p95:.0f} ms")
-    if sched_p95 > SCHEDULE_LAG_BOUND_MS:
-        reasons.append(f"arrivals sent late: schedule lag p95 {sched_p95:.0f} ms")
-    late = sum(1 for w in user_waits_s if w > USER_WAIT_LATE_S)
-    if pool_capped and late:
-        reasons.append(
-            f"{late} of {arrivals} arrivals waited for a free virtual user with the pool at its "
-            "cap (raise --max-users, or the open-files limit)"
-        )
-    elif arrivals and late > USER_WAIT_SHARE * arrivals and not target_saturated:
-        reasons.append(
-            f"{late} of {arrivals} arrivals waited over {USER_WAIT_LATE_S * 1000:.0f} ms for a "
-            "free virtual user (the pool of users was too small; raise --max-users)"
-        )
-    if generator_errors:
-        reasons.append(
-            f"{generator_errors} requests failed in the generator itself (out of file "
-            "descriptors or local ports; raise `ulimit -n`)"
-        )
-    if workers_lost:
-        reasons.append(f"{workers_lost} worker(s) lost")
-    return GeneratorHealth(
-        cpu_pct_max=cpu_max,
-        cpu_pct_mean=cpu_mean,
-        loop_lag_p99_ms=loop_p99,
-        schedule_lag_p99_ms=sched_p99,
-        bound=bool(reasons),
-        reasons=tuple(reasons),
-        workers=workers,
-        workers_lost=workers_lost,
-        user_wait_p99_ms=_p99([w * 1000.0 for w in user_waits_s]),
-        waited_arrivals=late,
-    )
