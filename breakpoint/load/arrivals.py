@@ -1,13 +1,8 @@
 """Open-model arrivals: a seeded Poisson schedule handed to a pool of ready users.
 
-The controller sets the total arrival rate for the current step; one greenlet draws the arrival
-times (exponential gaps) and, for each, the segment by traffic share, and puts a ticket carrying
-its *intended* start time in that segment's queue at that time. A user takes the next ticket of
-its segment and its first request is timed from the intended start, so a slow server or a busy
-pool cannot hide the tail (coordinated omission, as in wrk2). How late the scheduler itself put
-tickets out is the generator's schedule lag, a health signal. The schedule runs on the monotonic
-clock (a wall-clock step would bunch or starve arrivals); each ticket also carries its intended
-start as wall-clock time, which is what step windows are measured in.
+One greenlet draws arrival times at the step's rate and the segment of each by traffic share,
+and queues a ticket carrying its intended start (docs/design.md#latency-clock) in that
+segment's queue; how late it queued them is the schedule lag, a health signal.
 """
 
 from __future__ import annotations

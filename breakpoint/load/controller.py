@@ -1,13 +1,9 @@
 """The controller: a Locust LoadTestShape that walks the plan step by step.
 
-Locust calls `tick()` about once a second (on the master in distributed mode, and not while a
-spawn ramp is in progress, so spawn rates are kept high). At each step boundary the controller
-closes the step, waits for its provisional measurements (at once in one process; a moment later
-from distributed workers), asks the search policy for the next step, and returns the number of
-users Locust should have: the pool of ready users (open model) or the step's users (closed).
-
-Where the measurements come from is a `StepSource`: the local recorder and arrival scheduler,
-or the workers of a distributed run (distributed.py).
+At each step boundary (Locust's `tick()`, about once a second, on the master when distributed)
+it closes the step, waits for its provisional measurements from a `StepSource` (local.py or
+distributed.py), asks the search policy for the next step off the event loop
+(docs/design.md#quiet-event-loop) and returns how many users Locust should have.
 """
 
 from __future__ import annotations

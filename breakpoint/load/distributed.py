@@ -1,11 +1,6 @@
-"""Distributed runs over Locust's master/worker mode: the master's step source, the worker's agent.
-
-The controller runs on the master only. At each step it tells every worker, by a custom message,
-which window to measure and at what arrival rate (its share of the total); each worker records
-into its own histograms and, when the master closes the step, sends back its provisional and then
-its final step records (encoded HdrHistograms: deltas per step, nothing cumulative). The master
-merges them exactly (results.merge_steps) and alone writes the store. A worker that stops
-answering is recorded in the step (workers_lost), which makes the step untrusted, not fatal.
+"""Distributed runs over Locust's master/worker mode (docs/design.md#distributed-runs): the
+master's step source (`RemoteSteps`: announces each step, merges the workers' per-step
+histograms exactly) and the worker's agent (`WorkerAgent`: measures its own windows).
 """
 
 from __future__ import annotations
