@@ -63,12 +63,13 @@ class _Clock:
 def _round(run_dir: Path) -> dict[str, float]:
     """One report of the run, timed phase by phase as publish() does it, then publish() itself."""
     from breakpoint.analysis.breaks import analyse
+    from breakpoint.output.digest import markdown
     from breakpoint.output.publish import publish
     from breakpoint.output.report import plots, render
     from breakpoint.plan.profiles import profile_from_dict
     from breakpoint.plan.steps import Plan
     from breakpoint.runs.store import load_run, write_json
-    from breakpoint.runs.summary import build_summary, markdown
+    from breakpoint.runs.summary import build_summary
 
     times: dict[str, float] = {}
     t = time.perf_counter()

@@ -1,8 +1,8 @@
 """Turn a stored run (complete or partial) into summary.json, summary.md and report.html.
 
-Reads the run folder, analyses it (model.py), writes the three outputs beside the raw step
-records, and updates the reports folder's run index (index.py). Used at the end of `run` and
-`demo`, by `breakpoint report RUN_DIR` and by `compare`. Never imports locust.
+Reads the run folder, analyses it (analysis/breaks.py), writes the three outputs beside the raw
+step records, and updates the reports folder's run index (runs/index.py). Used at the end of
+`run` and `demo`, by `breakpoint report RUN_DIR` and by `compare`. Never imports locust.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from typing import Any
 
 from breakpoint.analysis.breaks import analyse
 from breakpoint.errors import StoreError
+from breakpoint.output.digest import markdown
 from breakpoint.output.report.render import render_html
 from breakpoint.plan.profiles import profile_from_dict
 from breakpoint.plan.steps import Plan
 from breakpoint.runs.index import update_index
 from breakpoint.runs.store import load_run, write_json
-from breakpoint.runs.summary import build_summary, markdown
+from breakpoint.runs.summary import SUMMARY_FILE, build_summary
 
 REPORT_FILE = "report.html"
-SUMMARY_FILE = "summary.json"
 MARKDOWN_FILE = "summary.md"
 
 

@@ -1,24 +1,283 @@
-"""The machine-readable summary of a run (summary.json) and its Markdown digest for CI logs.
+"""`summary.json`, a run's machine-readable result, and its one owner: the file name, the
+schema, the writer, a typed reader, and the rule for which runs may be compared.
 
-`summary.json` is the interface scripts and CI rely on (DESIGN.md section 11). Its `schema` is
-bumped when a field changes meaning; fields are only ever added. Pure: dicts in, dicts out.
+It is the interface scripts and CI rely on (docs/design.md#summary-contract); readers in this
+package use the typed `RunSummary`, never raw dicts. Light to import: no numpy, no locust.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from breakpoint.analysis.findings import Analysis, summary_segments
-from breakpoint.plan.profiles import Profile
-from breakpoint.plan.steps import Plan
-from breakpoint.results import StepResult
+from breakpoint.analysis.findings import summary_segments
+from breakpoint.errors import IncompatibleRunsError, StoreError
+from breakpoint.runs.summary_sections import run_warnings, step_entry
 
-# 1: first version (contract fields of DESIGN.md section 11, plus fingerprint, warnings, steps'
-#    phase/partial/generator fields and per-segment details).
+if TYPE_CHECKING:
+    from breakpoint.analysis.findings import Analysis
+    from breakpoint.plan.profiles import Profile
+    from breakpoint.plan.steps import Plan
+    from breakpoint.results import StepResult
+
+SUMMARY_FILE = "summary.json"
+# Schema history (bumped when a field changes meaning; fields are only ever added):
+# 1: first version (the contract fields of docs/design.md#summary-contract, plus fingerprint,
+#    warnings, steps' phase/partial/generator fields and per-segment details).
 SUMMARY_SCHEMA = 1
+READABLE_SCHEMAS = (1,)  # the versions RunSummary can read
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class BreakPoint:
+    """A segment's breaking point as stated in `segments[].break`."""
+
+    multiplier: float | None
+    low: float | None
+    high: float | None
+    label: str | None  # bracketed, extrapolated, not_reached, no_verdict
+    criterion: str | None  # latency, errors, saturation
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> BreakPoint:
+        return cls(
+            multiplier=_number(raw.get("multiplier")),
+            low=_number(raw.get("low")),
+            high=_number(raw.get("high")),
+            label=_text(raw.get("label")),
+            criterion=_text(raw.get("criterion")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class SegmentSummary:
+    """One entry of `segments`: a profile and its break (None: missing or not an object)."""
+
+    profile: str
+    breaking: BreakPoint | None
+    held_to_multiplier: float | None = None  # highest level with a trusted verdict
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """One entry of `steps`, the parts readers use."""
+
+    multiplier: float | None
+    generator_bound: bool = False
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What must match for two runs to be comparable (None: the field is missing)."""
+
+    scenario: str | None = None
+    profiles: str | None = None
+    plan: str | None = None
+    target: str | None = None
+    model: str | None = None
+    emulation: bool | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Fingerprint:
+        emulation = raw.get("emulation")
+        return cls(
+            scenario=_text(raw.get("scenario")),
+            profiles=_text(raw.get("profiles")),
+            plan=_text(raw.get("plan")),
+            target=_text(raw.get("target")),
+            model=_text(raw.get("model")),
+            emulation=None if emulation is None else bool(emulation),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The parts of one run's summary.json that readers use, typed."""
+
+    run_id: str | None
+    label: str | None
+    model: str | None
+    created_at: float | None
+    status: str | None
+    stop_reason: str | None = None
+    git_rev: str | None = None
+    max_multiplier: float | None = None
+    first_to_break: str | None = None
+    fingerprint: Fingerprint | None = None
+    segments: tuple[SegmentSummary, ...] = ()
+    steps: tuple[StepSummary, ...] = ()
+    baseline: tuple[float, str] | None = None  # (value, unit)
+    warnings: tuple[str, ...] = ()
+    breakpoint_version: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How messages name the run: its id, else its label."""
+        return str(self.run_id or self.label or "?")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSummary:
+        """Read a summary.json document; malformed parts become None or are left out."""
+        segments = tuple(
+            SegmentSummary(
+                str(seg["profile"]),
+                BreakPoint.from_dict(brk) if isinstance(brk := seg.get("break"), Mapping) else None,
+                _number(seg.get("held_to_multiplier")),
+            )
+            for seg in data.get("segments") or []
+            if isinstance(seg, Mapping) and "profile" in seg
+        )
+        steps = tuple(
+            StepSummary(_number(step.get("multiplier")), bool(step.get("generator_bound")))
+            for step in data.get("steps") or []
+            if isinstance(step, Mapping)
+        )
+        baseline = _mapping(data.get("baseline"))
+        value = _number(baseline.get("value"))
+        fingerprint = data.get("fingerprint")
+        return cls(
+            run_id=_text(data.get("run_id")),
+            label=_text(data.get("label")),
+            model=_text(data.get("model")),
+            created_at=_number(data.get("created_at")),
+            status=_text(data.get("status")),
+            stop_reason=_text(data.get("stop_reason")),
+            git_rev=_text(data.get("git_rev")),
+            max_multiplier=_number(data.get("max_multiplier")),
+            first_to_break=_text(data.get("first_to_break")),
+            fingerprint=Fingerprint.from_dict(fingerprint)
+            if isinstance(fingerprint, Mapping)
+            else None,
+            segments=segments,
+            steps=steps,
+            baseline=None if value is None else (value, str(baseline.get("unit", ""))),
+            warnings=tuple(
+                str(w["message"])
+                for w in data.get("warnings") or []
+                if isinstance(w, Mapping) and "message" in w
+            ),
+            breakpoint_version=_text(_mapping(data.get("versions")).get("breakpoint")),
+        )
+
+
+def read_summary(run_dir: Path) -> RunSummary:
+    """The run's summary.json, typed; StoreError when it is unreadable or of another schema.
+
+    A summary without a `run_id` is named after its folder.
+    """
+    file = run_dir / SUMMARY_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{file}: unreadable ({exc})") from None
+    if not isinstance(data, dict) or data.get("schema") not in READABLE_SCHEMAS:
+        schema = data.get("schema") if isinstance(data, dict) else None
+        expected = "/".join(map(str, READABLE_SCHEMAS))
+        raise StoreError(
+            f"{file}: schema {schema!r} is not supported by this version "
+            f"(expects {expected}); re-run `breakpoint report {run_dir}`"
+        )
+    data.setdefault("run_id", run_dir.name)
+    return RunSummary.from_dict(data)
+
+
+# -- comparability -----------------------------------------------------------------------------
+
+# What must agree for runs to be compared, with the words a refusal uses.
+_MUST_AGREE: tuple[tuple[str, Callable[[RunSummary], Any]], ...] = (
+    ("load model", lambda run: run.model),
+    *(
+        (words, lambda run, key=key: getattr(run.fingerprint or Fingerprint(), key))
+        for key, words in (
+            ("scenario", "scenario"),
+            ("profiles", "profiles"),
+            ("plan", "plan"),
+            ("target", "target"),
+            ("model", "load-model settings"),
+            ("emulation", "emulation"),
+        )
+    ),
+)
+
+
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "missing"
+    text = str(value)
+    # Fingerprints are long hex digests; 12 characters identify them in a one-line message.
+    return text[:12] if len(text) > 12 and text.isalnum() else text
+
+
+def differences(base: Sequence[RunSummary], new: Sequence[RunSummary]) -> list[str]:
+    """Why the base runs and the new runs may not be compared; empty when they may.
+
+    The one comparability rule (docs/design.md#comparison): same load model, scenario,
+    profiles, plan, target, load-model settings and emulation, on every run of both sides.
+    """
+    reasons = []
+    unchecked = [run.name for run in (*base, *new) if run.fingerprint is None]
+    if unchecked:
+        reasons.append(
+            f"no fingerprint in run {', '.join(unchecked)}: cannot check that the runs used "
+            "the same scenario, profiles, plan and target"
+        )
+    for words, value in _MUST_AGREE:
+        sides = [_distinct(value(run) for run in runs) for runs in (base, new)]
+        if len(_distinct([*sides[0], *sides[1]])) > 1:
+            shown = ["/".join(_shown(v) for v in values) for values in sides]
+            reasons.append(f"different {words}: base {shown[0]} vs new {shown[1]}")
+    return reasons
+
+
+def check_comparable(
+    base: Sequence[RunSummary], new: Sequence[RunSummary], *, force: bool = False
+) -> list[str]:
+    """The differences between the sides; IncompatibleRunsError with them unless force.
+
+    An empty side is refused even with force: there is nothing to compare.
+    """
+    sides = (("base", base), ("new", new))
+    empty = [f"no {side} runs to compare" for side, runs in sides if not runs]
+    if empty:
+        raise IncompatibleRunsError("; ".join(empty))
+    reasons = differences(base, new)
+    if reasons and not force:
+        raise IncompatibleRunsError(
+            "runs are not comparable: " + "; ".join(reasons) + " (--force compares anyway)"
+        )
+    return reasons
+
+
+# -- writing -----------------------------------------------------------------------------------
 
 
 def _digest(data: Any) -> str:
@@ -27,7 +286,7 @@ def _digest(data: Any) -> str:
 
 
 def fingerprint(info: Mapping[str, Any], plan: Plan, profiles: Sequence[Profile]) -> dict[str, Any]:
-    """What must match for two runs to be comparable.
+    """The `fingerprint` of a run: what `differences` checks.
 
     The plan's seed and refinement settings do not change what is measured, so they are left
     out. For the embedded demo target only its capacity settings count (its service time is
@@ -67,45 +326,13 @@ def build_summary(
     *,
     store_warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """The summary.json document of an analysed run (field order is part of the file)."""
     warnings = [
         {"kind": w.kind, "message": w.message, "segment": w.segment, "step": w.step}
         for w in analysis.warnings
     ] + [{"kind": "store", "message": m, "segment": None, "step": None} for m in store_warnings]
-    blocked = info.get("blocked_hosts") or {}
-    if blocked:
-        listed = ", ".join(f"{host} ({n})" for host, n in sorted(blocked.items()))
-        warnings.append(
-            {
-                "kind": "blocked_hosts",
-                "segment": None,
-                "step": None,
-                "message": f"the scenario called hosts other than the target; those requests were "
-                f"blocked and not sent: {listed} (allow them with --allow-host)",
-            }
-        )
+    warnings += run_warnings(info)
     measurement = info.get("measurement") or {}
-    if measurement.get("dropped_outside"):
-        warnings.append(
-            {
-                "kind": "dropped_outside",
-                "segment": None,
-                "step": None,
-                "message": f"{measurement['dropped_outside']} requests ended after their step's "
-                "record was final and are in no step (a window waits for its requests up to "
-                f"the drain deadline, {measurement.get('drain_s', 0):g} s)",
-            }
-        )
-    if info.get("status") not in ("complete", None):
-        warnings.append(
-            {
-                "kind": "partial_run",
-                "segment": None,
-                "step": None,
-                "message": "the run did not complete "
-                f"({info.get('stop_reason') or info.get('status')}): "
-                "results cover the steps measured before it stopped",
-            }
-        )
     return {
         "schema": SUMMARY_SCHEMA,
         "run_id": info.get("run_id"),
@@ -128,133 +355,7 @@ def build_summary(
             "latency": "successful requests, from the iteration's intended start to the last "
             "byte and device time; errors are judged by their own rate",
         },
-        "steps": [
-            {
-                "index": s.index,
-                "multiplier": s.multiplier,
-                "load": s.load,
-                "phase": s.phase,
-                "partial": s.partial,
-                "measured_s": s.measured_s,
-                "generator_bound": s.generator.bound,
-                "generator_reasons": list(s.generator.reasons),
-                "warmup_s": s.warmup_s,
-                "segments": {
-                    name: {
-                        "p50_ms": seg.p50_ms,
-                        "p95_ms": seg.p95_ms,
-                        "p99_ms": seg.p99_ms,
-                        "error_rate": seg.error_rate,
-                        "offered_rps": seg.offered_rps,
-                        "completed_rps": seg.completed_rps,
-                        "requests": seg.requests,
-                        "unfinished": seg.unfinished,
-                        "errors": dict(seg.errors),
-                    }
-                    for name, seg in s.segments.items()
-                },
-            }
-            for s in steps
-        ],
+        "steps": [step_entry(s) for s in steps],
         "warnings": warnings,
         "versions": info.get("versions", {}),
     }
-
-
-def _md(text: object) -> str:
-    """Text from the run, safe in Markdown that a viewer may render as HTML (and in tables)."""
-    return (
-        str(text)
-        .replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace("|", "\\|")
-    )
-
-
-def highest_trusted(summary: Mapping[str, Any]) -> float | None:
-    """The highest multiplier up to which every judged segment was measured by a trusted step
-    (its break's low bound when it held), or None when no segment was judged."""
-    held = []
-    for seg in summary.get("segments", []):
-        b = seg.get("break") or {}
-        if b.get("label") == "not_reached":
-            top = seg.get("held_to_multiplier") or b.get("low")
-            if top is not None:
-                held.append(float(top))
-    if held:
-        return min(held)
-    levels = [s["multiplier"] for s in summary.get("steps", []) if not s.get("generator_bound")]
-    judged = [s for s in summary.get("segments", []) if s["break"].get("label") != "no_verdict"]
-    return max(levels) if levels and judged else None
-
-
-def _fmt_break(b: Mapping[str, Any]) -> str:
-    m = b.get("multiplier")
-    if b.get("label") == "no_verdict":
-        return "no verdict"
-    if b.get("label") == "not_reached":
-        return "holds" + (f" (fit: ~{m:.3g}X)" if m else "")
-    if m is None:
-        return "unknown"
-    low, high = b.get("low"), b.get("high")
-    interval = f" [{low:.3g}–{high:.3g}]" if low is not None and high is not None else ""
-    return f"{m:.3g}X{interval}"
-
-
-def markdown(summary: Mapping[str, Any]) -> str:
-    """A short digest for CI logs and pull-request comments."""
-    lines = [
-        f"## breakpoint: {_md(summary.get('label'))} ({summary.get('model')} model, 1X = "
-        f"{summary['baseline']['value']:g} {summary['baseline']['unit']})",
-        "",
-    ]
-    first = summary.get("first_to_break")
-    judged = (
-        "judged "
-        if any(s["break"].get("label") == "no_verdict" for s in summary["segments"])
-        else ""
-    )
-    if first:
-        seg = next(s for s in summary["segments"] if s["profile"] == first)
-        lines.append(
-            f"**First to break: {_md(first)} at {_fmt_break(seg['break'])}** "
-            f"({seg['break'].get('criterion')}, {seg['break'].get('label')})."
-        )
-    else:
-        reached = highest_trusted(summary)
-        cap = summary.get("max_multiplier") or 0
-        if reached is None:
-            lines.append(
-                "No segment could be judged: no step measured enough of any segment's requests "
-                "with a trusted generator (see the warnings), so nothing is known yet."
-            )
-        elif reached >= cap - 1e-9:
-            lines.append(f"No {judged}segment broke up to {cap:g}X.")
-        else:
-            lines.append(
-                f"No {judged}segment broke up to {reached:g}X, but the run stopped before its cap "
-                f"of {cap:g}X ({summary.get('stop_reason') or 'see the warnings'}): not evidence "
-                "that they hold."
-            )
-    unmeasured = [
-        s["profile"] for s in summary["segments"] if s["break"].get("label") == "no_verdict"
-    ]
-    if unmeasured:
-        lines.append(
-            f"No verdict for {_md(', '.join(unmeasured))}: too few of their requests were "
-            "measured at any level; lengthen --hold-s or raise the baseline or their share."
-        )
-    lines += ["", "| segment | breaks at | label | criterion |", "|---|---|---|---|"]
-    for seg in summary["segments"]:
-        b = seg["break"]
-        lines.append(
-            f"| {_md(seg['profile'])} | {_fmt_break(b)} | {b.get('label')} | "
-            f"{b.get('criterion') or '–'} |"
-        )
-    if summary.get("warnings"):
-        lines += ["", "Measurement warnings:"]
-        lines += [f"- {_md(w['message'])}" for w in summary["warnings"][:10]]
-        if len(summary["warnings"]) > 10:
-            lines.append(f"- … and {len(summary['warnings']) - 10} more (see report.html)")
-    return "\n".join(lines) + "\n"

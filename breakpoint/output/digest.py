@@ -1,0 +1,113 @@
+"""summary.md: a run's short Markdown digest for CI logs and pull-request comments.
+
+Written from the typed summary (runs/summary.py) beside summary.json; every string from the
+run is escaped, since viewers may render Markdown as HTML (docs/design.md#summary-contract).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from breakpoint.runs.summary import BreakPoint, RunSummary
+
+MAX_WARNINGS = 10  # more are counted, not listed: report.html has them all
+_NO_BREAK = BreakPoint(None, None, None, None, None)
+
+
+def _md(text: object) -> str:
+    """Text from the run, safe in Markdown that a viewer may render as HTML (and in tables)."""
+    return (
+        str(text)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+    )
+
+
+def _label(b: BreakPoint | None) -> str | None:
+    return (b or _NO_BREAK).label
+
+
+def highest_trusted(summary: RunSummary) -> float | None:
+    """The highest multiplier up to which every judged segment was measured by a trusted step
+    (its break's low bound when it held), or None when no segment was judged."""
+    held = []
+    for seg in summary.segments:
+        b = seg.breaking or _NO_BREAK
+        if b.label == "not_reached":
+            top = seg.held_to_multiplier or b.low
+            if top is not None:
+                held.append(top)
+    if held:
+        return min(held)
+    levels = [
+        s.multiplier for s in summary.steps if not s.generator_bound and s.multiplier is not None
+    ]
+    judged = [s for s in summary.segments if _label(s.breaking) != "no_verdict"]
+    return max(levels) if levels and judged else None
+
+
+def _fmt_break(b: BreakPoint) -> str:
+    m = b.multiplier
+    if b.label == "no_verdict":
+        return "no verdict"
+    if b.label == "not_reached":
+        return "holds" + (f" (fit: ~{m:.3g}X)" if m else "")
+    if m is None:
+        return "unknown"
+    interval = f" [{b.low:.3g}–{b.high:.3g}]" if b.low is not None and b.high is not None else ""
+    return f"{m:.3g}X{interval}"
+
+
+def _headline(summary: RunSummary) -> str:
+    """The first segment to break, or why none did (and how far that is known)."""
+    first = summary.first_to_break
+    judged = "judged " if any(_label(s.breaking) == "no_verdict" for s in summary.segments) else ""
+    if first:
+        b = next(s.breaking for s in summary.segments if s.profile == first) or _NO_BREAK
+        return f"**First to break: {_md(first)} at {_fmt_break(b)}** ({b.criterion}, {b.label})."
+    reached = highest_trusted(summary)
+    cap = summary.max_multiplier or 0
+    if reached is None:
+        return (
+            "No segment could be judged: no step measured enough of any segment's requests "
+            "with a trusted generator (see the warnings), so nothing is known yet."
+        )
+    if reached >= cap - 1e-9:
+        return f"No {judged}segment broke up to {cap:g}X."
+    return (
+        f"No {judged}segment broke up to {reached:g}X, but the run stopped before its cap "
+        f"of {cap:g}X ({summary.stop_reason or 'see the warnings'}): not evidence "
+        "that they hold."
+    )
+
+
+def markdown(summary: RunSummary | Mapping[str, Any]) -> str:
+    """A short digest for CI logs and pull-request comments (of a summary, or its document)."""
+    if not isinstance(summary, RunSummary):
+        summary = RunSummary.from_dict(summary)
+    value, unit = summary.baseline or (0.0, "")
+    lines = [
+        f"## breakpoint: {_md(summary.label)} ({summary.model} model, 1X = {value:g} {unit})",
+        "",
+        _headline(summary),
+    ]
+    unmeasured = [s.profile for s in summary.segments if _label(s.breaking) == "no_verdict"]
+    if unmeasured:
+        lines.append(
+            f"No verdict for {_md(', '.join(unmeasured))}: too few of their requests were "
+            "measured at any level; lengthen --hold-s or raise the baseline or their share."
+        )
+    lines += ["", "| segment | breaks at | label | criterion |", "|---|---|---|---|"]
+    for seg in summary.segments:
+        b = seg.breaking or _NO_BREAK
+        lines.append(f"| {_md(seg.profile)} | {_fmt_break(b)} | {b.label} | {b.criterion or '–'} |")
+    if summary.warnings:
+        lines += ["", "Measurement warnings:"]
+        lines += [f"- {_md(w)}" for w in summary.warnings[:MAX_WARNINGS]]
+        if len(summary.warnings) > MAX_WARNINGS:
+            extra = len(summary.warnings) - MAX_WARNINGS
+            lines.append(f"- … and {extra} more (see report.html)")
+    return "\n".join(lines) + "\n"
