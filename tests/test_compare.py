@@ -1,9 +1,12 @@
-"""Tests for breakpoint.analysis.release: verdicts between releases on synthetic run summaries."""
+"""Tests for the release comparison: verdicts between releases on synthetic run summaries
+(analysis/release.py), the history trend, and the comparability rule with the typed summary
+reader (runs/summary.py)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,8 +14,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breakpoint.analysis.release import Comparison, check_comparable, compare, history
-from breakpoint.errors import IncompatibleRunsError
+from breakpoint.analysis.release import Comparison
+from breakpoint.analysis.release import compare as compare_runs
+from breakpoint.analysis.release_history import history as history_of
+from breakpoint.errors import IncompatibleRunsError, StoreError
+from breakpoint.runs.store import write_json
+from breakpoint.runs.summary import (
+    SUMMARY_FILE,
+    BreakPoint,
+    Fingerprint,
+    RunSummary,
+    differences,
+    read_summary,
+)
+from breakpoint.runs.summary import check_comparable as check_summaries
 
 SEGMENT = "android-lowend-3g"
 CAP = 20.0
@@ -24,6 +39,7 @@ FINGERPRINT = {
     "plan": "c" * 64,
     "target": "c=8 S=20ms http://127.0.0.1:8089",
     "model": "open 40rps",
+    "emulation": True,
 }
 
 
@@ -66,6 +82,27 @@ def summary(
         "created_at": created_at,
         "git_rev": None,
     }
+
+
+def typed(summaries: Sequence[Mapping[str, Any]]) -> list[RunSummary]:
+    return [RunSummary.from_dict(s) for s in summaries]
+
+
+def compare(
+    base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], **kw: Any
+) -> Comparison:
+    """The analysis's comparison of summary.json documents, read as the CLI reads them."""
+    return compare_runs(typed(base), typed(new), **kw)
+
+
+def check_comparable(
+    base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], **kw: Any
+) -> list[str]:
+    return check_summaries(typed(base), typed(new), **kw)
+
+
+def history(summaries: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    return history_of(typed(summaries))
 
 
 def runs(values: Sequence[float | None], *, label: str, **kwargs: Any) -> list[dict[str, Any]]:
@@ -264,6 +301,7 @@ def test_segments_on_one_side_only_are_reported() -> None:
         pytest.param({"plan": "f" * 64}, "plan", id="plan"),
         pytest.param({"target": "c=4 S=20ms http://127.0.0.1:8089"}, "target", id="target"),
         pytest.param({"model": "closed 40 users"}, "load-model", id="model-settings"),
+        pytest.param({"emulation": False}, "emulation", id="emulation"),
     ],
 )
 def test_incomparable_fingerprints_refused_unless_forced(change: dict[str, str], word: str) -> None:
@@ -272,11 +310,9 @@ def test_incomparable_fingerprints_refused_unless_forced(change: dict[str, str],
     new = runs([10.0], label="new", fingerprint=change)
     with pytest.raises(IncompatibleRunsError, match=word):
         check_comparable(base, new)
-    with pytest.raises(IncompatibleRunsError, match=word):
-        compare(base, new)
     reasons = check_comparable(base, new, force=True)
     assert len(reasons) == 1 and word in reasons[0]
-    assert compare(base, new, force=True).warnings[0] == reasons[0]
+    assert differences(typed(base), typed(new)) == reasons
 
 
 def test_different_load_model_refused() -> None:
@@ -293,7 +329,7 @@ def test_missing_fingerprint_refused() -> None:
     new = [{k: v for k, v in runs([10.0], label="new")[0].items() if k != "fingerprint"}]
     with pytest.raises(IncompatibleRunsError, match="no fingerprint"):
         check_comparable(base, new)
-    assert compare(base, new, force=True).verdict == "inconclusive"
+    assert compare(base, new).verdict == "inconclusive"
 
 
 @pytest.mark.parametrize(
@@ -366,3 +402,44 @@ def test_history_orders_labels_in_time_and_pools_repeats() -> None:
     held = trend["b"][0]
     assert held["status"] == "not_reached" and held["multiplier"] is None
     assert held["cap"] == CAP and held["not_reached"] == 1
+
+
+def test_emulation_off_against_on_is_named_in_the_refusal() -> None:
+    """A calibration run without emulation is not compared with an emulated one, silently."""
+    base = runs([10.0], label="base")
+    new = runs([10.0], label="new", fingerprint={"emulation": False})
+    assert differences(typed(base), typed(new)) == ["different emulation: base True vs new False"]
+    assert differences(typed(base), typed(runs([9.0], label="new"))) == []
+
+
+def test_summary_reader_types_what_readers_use(tmp_path: Path) -> None:
+    """read_summary gives typed breaks, steps, fingerprint and status; malformed parts are None
+    or left out rather than crashing a reader later."""
+    document = summary({"a": 8.0, "b": None}, label="v1", run_id="r1")
+    document.update(
+        status="complete",
+        max_multiplier=CAP,
+        steps=[{"multiplier": 1, "generator_bound": False}, "junk", {"multiplier": "x"}],
+    )
+    document["segments"] += [{"profile": "c", "break": "junk"}, {"no": "profile"}]
+    folder = tmp_path / "r1"
+    folder.mkdir()
+    write_json(folder / SUMMARY_FILE, {k: v for k, v in document.items() if k != "run_id"})
+    run = read_summary(folder)
+    assert run.run_id == "r1" and run.label == "v1" and run.status == "complete"
+    assert run.max_multiplier == CAP and run.fingerprint == Fingerprint.from_dict(FINGERPRINT)
+    assert [s.multiplier for s in run.steps] == [1.0, None]
+    assert [s.profile for s in run.segments] == ["a", "b", "c"]
+    assert run.segments[0].breaking == BreakPoint(
+        8.0, 8.0 * 0.95, 8.0 * 1.05, "bracketed", "latency"
+    )
+    assert run.segments[1].breaking is not None and run.segments[1].breaking.label == "not_reached"
+    assert run.segments[2].breaking is None
+
+
+@pytest.mark.parametrize("schema", [None, 2, "1"])
+def test_summary_of_another_schema_is_refused_with_the_fix(tmp_path: Path, schema: Any) -> None:
+    """A summary this version cannot read names its file and how to rewrite it."""
+    write_json(tmp_path / SUMMARY_FILE, {**summary({"a": 8.0}), "schema": schema})
+    with pytest.raises(StoreError, match=r"summary\.json: schema .*`breakpoint report"):
+        read_summary(tmp_path)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from breakpoint.analysis.release import history
+from breakpoint.analysis.release_history import history
 from breakpoint.runs.index import (
     INDEX_FILE,
     INDEX_SCHEMA,
@@ -23,6 +23,7 @@ from breakpoint.runs.index import (
     update_index,
 )
 from breakpoint.runs.store import write_json
+from breakpoint.runs.summary import Fingerprint
 
 T0 = 1_700_000_000.0
 FINGERPRINT = {
@@ -93,7 +94,11 @@ def test_rebuild_indexes_every_run_with_its_breaks(tmp_path: Path) -> None:
     assert [r.run_id for r in runs] == ["a", "b", "c"]
     a, _, c = runs
     assert a.path == tmp_path / "a" and a.label == "v1" and a.git_rev == "1234abcd"
-    assert a.fingerprint == FINGERPRINT and a.model == "open" and a.breakpoint_version == "0.1.0"
+    assert (
+        a.fingerprint == Fingerprint.from_dict(FINGERPRINT)
+        and a.model == "open"
+        and a.breakpoint_version == "0.1.0"
+    )
     assert [(b.profile, b.multiplier, b.label) for b in a.breaks] == [
         ("lowend", 9.7, "bracketed"),
         ("desktop", None, "not_reached"),
@@ -189,7 +194,7 @@ def test_an_unwritable_index_path_falls_back_to_memory(tmp_path: Path) -> None:
 
 
 def test_indexed_runs_feed_the_history_trend(tmp_path: Path) -> None:
-    """as_summary() carries what compare.history needs: labels in time order, pooled breaks."""
+    """as_summary() carries what the history trend needs: labels in time order, pooled breaks."""
     write_run(tmp_path, "a1", "v1", hours=1, breaks={"lowend": 9.0})
     write_run(tmp_path, "a2", "v1", hours=2, breaks={"lowend": 10.0})
     write_run(tmp_path, "b1", "v2", hours=3, breaks={"lowend": 6.0})

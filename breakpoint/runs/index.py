@@ -1,16 +1,10 @@
-"""The run index: a SQLite cache of every run folder under a reports folder.
+"""The run index: every run folder under a reports folder, for `history` and label look-ups.
 
-`<out_dir>/index.sqlite` holds one row per run (identity, label, time, git revision, status,
-fingerprints, versions) and one row per (run, segment) breaking point, so `history` and label
-look-ups need not read every `summary.json`. The run folders stay the source of truth: the index
-can be deleted at any time, an index of an unknown schema version (or an unreadable file) is
-rebuilt rather than trusted, and `sync_index` brings it up to date with the folders by comparing
-each folder's file stamps (size and modification time of run.json and summary.json), so a run
-published by a process that never touched the index is still found.
-
-Several processes may write at once (two CI jobs sharing a reports folder): every write is one
-`BEGIN IMMEDIATE` transaction that reads the folder inside the lock, with a busy timeout, and
-rows are replaced, never appended, so updates are idempotent. Standard library only; no locust.
+`<out_dir>/index.sqlite` (index_sqlite.py) holds one row per run and one per (run, segment)
+break, so queries need not read every `summary.json`. The folders stay the source of truth:
+each query first syncs the rows with the folders by their file stamps (size and mtime of
+run.json and summary.json), so a run published without touching the index is still found.
+Standard library only; no locust.
 """
 
 from __future__ import annotations
@@ -20,60 +14,45 @@ import json
 import math
 import sqlite3
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from breakpoint.errors import StoreError
-from breakpoint.runs.store import RUN_FILE
-
-INDEX_FILE = "index.sqlite"
-# publish.SUMMARY_FILE and summary.SUMMARY_SCHEMA, repeated here: importing them would pull
-# numpy and the analysis into a module that only needs the standard library.
-SUMMARY_FILE = "summary.json"
-_SUMMARY_SCHEMAS = (1,)
-# Version of the index tables; an index of any other version is dropped and rebuilt.
-# 1: first version.
-INDEX_SCHEMA = 1
-# Long enough to wait out another process's sync of a few thousand folders.
-BUSY_TIMEOUT_S = 30.0
-
-_TABLES = (
-    """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
-    # path: the run folder's name under the reports folder (moving the folder keeps the index
-    # valid). stamp: sizes and mtimes of run.json and summary.json when the row was written.
-    """CREATE TABLE runs (
-        path TEXT PRIMARY KEY,
-        run_id TEXT NOT NULL,
-        label TEXT,
-        created_at REAL,
-        git_rev TEXT,
-        status TEXT,
-        model TEXT,
-        scenario_fp TEXT,
-        profiles_fp TEXT,
-        plan_fp TEXT,
-        target_fp TEXT,
-        emulation INTEGER,
-        breakpoint_version TEXT,
-        first_to_break TEXT,
-        has_summary INTEGER NOT NULL,
-        stamp TEXT NOT NULL
-    )""",
-    """CREATE TABLE segments (
-        path TEXT NOT NULL REFERENCES runs(path) ON DELETE CASCADE,
-        position INTEGER NOT NULL,
-        profile TEXT NOT NULL,
-        multiplier REAL,
-        low REAL,
-        high REAL,
-        label TEXT,
-        criterion TEXT,
-        PRIMARY KEY (path, profile)
-    )""",
-    "CREATE INDEX runs_by_time ON runs (created_at, path)",
-    "CREATE INDEX runs_by_label ON runs (label, created_at)",
+from breakpoint.runs.index_sqlite import (
+    INDEX_FILE,
+    INDEX_SCHEMA,
+    connect,
+    ensure_schema,
+    index_path,
+    open_index,
+    replace_run,
+    transaction,
 )
+from breakpoint.runs.store import RUN_FILE
+from breakpoint.runs.summary import (
+    SUMMARY_FILE,
+    BreakPoint,
+    Fingerprint,
+    RunSummary,
+    SegmentSummary,
+    read_summary,
+)
+
+__all__ = [
+    "INDEX_FILE",
+    "INDEX_SCHEMA",
+    "IndexedBreak",
+    "IndexedRun",
+    "index_path",
+    "indexed_labels",
+    "indexed_runs",
+    "rebuild_index",
+    "sync_index",
+    "update_index",
+]
+
+# Fingerprint fields stored in their own columns (emulation and model have theirs).
 _FINGERPRINT_COLUMNS = (
     ("scenario", "scenario_fp"),
     ("profiles", "profiles_fp"),
@@ -93,14 +72,11 @@ class IndexedBreak:
     label: str | None  # "bracketed", "extrapolated", "not_reached"
     criterion: str | None
 
+    def to_break(self) -> BreakPoint:
+        return BreakPoint(self.multiplier, self.low, self.high, self.label, self.criterion)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "multiplier": self.multiplier,
-            "low": self.low,
-            "high": self.high,
-            "label": self.label,
-            "criterion": self.criterion,
-        }
+        return self.to_break().to_dict()
 
 
 @dataclass(frozen=True)
@@ -114,26 +90,29 @@ class IndexedRun:
     git_rev: str | None
     status: str | None
     model: str | None
-    fingerprint: Mapping[str, Any] | None
+    fingerprint: Fingerprint | None
     breakpoint_version: str | None
     first_to_break: str | None
     has_summary: bool
     breaks: tuple[IndexedBreak, ...] = ()
 
-    def as_summary(self) -> dict[str, Any]:
-        """The part of summary.json that compare.history reads."""
-        return {
-            "run_id": self.run_id,
-            "label": self.label,
-            "created_at": self.created_at,
-            "git_rev": self.git_rev,
-            "status": self.status,
-            "segments": [{"profile": b.profile, "break": b.to_dict()} for b in self.breaks],
-        }
+    def as_summary(self) -> RunSummary:
+        """The part of the run's summary that the history trend reads."""
+        return RunSummary(
+            run_id=self.run_id,
+            label=self.label,
+            model=self.model,
+            created_at=self.created_at,
+            status=self.status,
+            git_rev=self.git_rev,
+            first_to_break=self.first_to_break,
+            fingerprint=self.fingerprint,
+            segments=tuple(SegmentSummary(b.profile, b.to_break()) for b in self.breaks),
+            breakpoint_version=self.breakpoint_version,
+        )
 
 
-# --------------------------------------------------------------------------------------------
-# Reading one run folder
+# -- reading one run folder --------------------------------------------------------------------
 
 
 def _stamp(folder: Path) -> str:
@@ -148,7 +127,7 @@ def _stamp(folder: Path) -> str:
     return "|".join(parts)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_info(path: Path) -> Mapping[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -162,171 +141,84 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _row_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The run row and segment rows of a run folder; None when it is not a readable run."""
-    info = _read_json(folder / RUN_FILE)
-    if info is None:
+def _summary_of(folder: Path) -> RunSummary | None:
+    """The folder's summary; None when it has none this version can read (then the run is
+    indexed as unpublished)."""
+    if not (folder / SUMMARY_FILE).is_file():
         return None
-    summary = _read_json(folder / SUMMARY_FILE)
-    if summary is not None and summary.get("schema") not in _SUMMARY_SCHEMAS:
-        summary = None  # a summary this version cannot read: index the run as unpublished
-    source = summary if summary is not None else info
-    fingerprint = _mapping(summary.get("fingerprint")) if summary is not None else {}
-    versions = _mapping(source.get("versions"))
-    model = source.get("model") or _mapping(info.get("plan")).get("model")
+    with contextlib.suppress(StoreError):
+        return read_summary(folder)
+    return None
+
+
+def _from_run_json(info: Mapping[str, Any]) -> RunSummary:
+    """What run.json says about a run that has no readable summary."""
+    versions = info.get("versions")
+    return RunSummary(
+        run_id=_text(info.get("run_id")),
+        label=_text(info.get("label")),
+        model=_text(info.get("model")),
+        created_at=_number(info.get("created_at")),
+        status=_text(info.get("status")),
+        git_rev=_text(info.get("git_rev")),
+        breakpoint_version=_text(versions.get("breakpoint"))
+        if isinstance(versions, Mapping)
+        else None,
+    )
+
+
+def _rows_of(folder: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The run row and segment rows of a run folder; no row when it is not a readable run."""
+    info = _read_info(folder / RUN_FILE)
+    if info is None:
+        return None, []
+    summary = _summary_of(folder)
+    known = summary or _from_run_json(info)
+    plan = info.get("plan")
+    model = known.model or (plan.get("model") if isinstance(plan, Mapping) else None)
+    fingerprint = known.fingerprint
     row: dict[str, Any] = {
         "path": folder.name,
-        "run_id": str(source.get("run_id") or info.get("run_id") or folder.name),
-        "label": _text(source.get("label", info.get("label"))),
-        "created_at": _number(source.get("created_at", info.get("created_at"))),
-        "git_rev": _text(source.get("git_rev", info.get("git_rev"))),
+        "run_id": str(known.run_id or info.get("run_id") or folder.name),
+        "label": known.label if known.label is not None else _text(info.get("label")),
+        "created_at": known.created_at
+        if known.created_at is not None
+        else _number(info.get("created_at")),
+        "git_rev": known.git_rev if known.git_rev is not None else _text(info.get("git_rev")),
         # run.json may be newer than the summary (a run re-published after it was killed).
-        "status": _text(info.get("status", source.get("status"))),
+        "status": _text(info.get("status", known.status)),
         "model": _text(model),
-        "emulation": int(bool(fingerprint["emulation"])) if "emulation" in fingerprint else None,
-        "breakpoint_version": _text(versions.get("breakpoint")),
-        "first_to_break": _text(summary.get("first_to_break")) if summary else None,
+        "emulation": None
+        if fingerprint is None or fingerprint.emulation is None
+        else int(fingerprint.emulation),
+        "breakpoint_version": known.breakpoint_version,
+        "first_to_break": known.first_to_break,
         "has_summary": int(summary is not None),
         "stamp": _stamp(folder),
     }
     for key, column in _FINGERPRINT_COLUMNS:
-        row[column] = _text(fingerprint.get(key))
-    segments = []
-    for position, seg in enumerate((summary or {}).get("segments") or []):
-        if not isinstance(seg, Mapping) or "profile" not in seg:
-            continue
-        brk = _mapping(seg.get("break"))
-        segments.append(
-            {
-                "path": folder.name,
-                "position": position,
-                "profile": str(seg["profile"]),
-                "multiplier": _number(brk.get("multiplier")),
-                "low": _number(brk.get("low")),
-                "high": _number(brk.get("high")),
-                "label": _text(brk.get("label")),
-                "criterion": _text(brk.get("criterion")),
-            }
-        )
+        row[column] = getattr(fingerprint, key) if fingerprint else None
+    segments = [
+        {
+            "path": folder.name,
+            "position": position,
+            "profile": seg.profile,
+            **(seg.breaking or BreakPoint(None, None, None, None, None)).to_dict(),
+        }
+        for position, seg in enumerate(known.segments)
+    ]
     return row, segments
 
 
-# --------------------------------------------------------------------------------------------
-# Connection, schema and transactions
-
-
-def index_path(out_dir: Path) -> Path:
-    return out_dir / INDEX_FILE
-
-
-def _connect(target: Path | str) -> sqlite3.Connection:
-    # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so the write lock is taken
-    # before reading, not on the first write (which could deadlock two upgrading readers).
-    conn = sqlite3.connect(str(target), timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
-@contextlib.contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _schema_version(conn: sqlite3.Connection) -> int | None:
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-    except sqlite3.OperationalError:  # no meta table: a new (empty) or foreign file
-        return None
-    try:
-        return int(row["value"]) if row else None
-    except ValueError:
-        return None
-
-
-def _ensure_schema(conn: sqlite3.Connection) -> bool:
-    """Create the tables, or drop and recreate them when their version is unknown.
-
-    Returns True when the tables were (re)created empty and need filling from the folders.
-    """
-    if _schema_version(conn) == INDEX_SCHEMA:
-        return False
-    # Off while dropping, so tables go in any order (the pragma is a no-op inside a transaction).
-    conn.execute("PRAGMA foreign_keys = OFF")
-    try:
-        with _write(conn):
-            if _schema_version(conn) == INDEX_SCHEMA:  # another process created it meanwhile
-                return False
-            names = [
-                (r["type"], r["name"])
-                for r in conn.execute(
-                    "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') "
-                    "AND name NOT LIKE 'sqlite_%'"
-                )
-            ]
-            for kind, name in names:
-                conn.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
-            for statement in _TABLES:
-                conn.execute(statement)
-            conn.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(INDEX_SCHEMA),))
-    finally:
-        conn.execute("PRAGMA foreign_keys = ON")
-    return True
-
-
-def _discard(path: Path) -> None:
-    for name in (path.name, f"{path.name}-journal", f"{path.name}-wal", f"{path.name}-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            (path.parent / name).unlink()
-
-
-def _open_index(out_dir: Path) -> sqlite3.Connection:
-    """The index of a reports folder with current tables; a damaged file is replaced."""
-    path = index_path(out_dir)
-    for attempt in range(2):
-        conn = _connect(path)
-        try:
-            _ensure_schema(conn)
-            return conn
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            # "file is not a database" and friends: it is only a cache, start again once.
-            if attempt or isinstance(exc, sqlite3.OperationalError):
-                raise
-            _discard(path)
-    raise AssertionError("unreachable")
+# -- keeping the rows in line with the folders -------------------------------------------------
 
 
 def _upsert(conn: sqlite3.Connection, folder: Path) -> None:
-    conn.execute("DELETE FROM runs WHERE path = ?", (folder.name,))  # cascades to segments
-    parsed = _row_of(folder)
-    if parsed is None:
-        return
-    row, segments = parsed
-    columns = ", ".join(row)
-    conn.execute(
-        f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
-    )
-    conn.executemany(
-        "INSERT OR REPLACE INTO segments (path, position, profile, multiplier, low, high, label,"
-        " criterion) VALUES (:path, :position, :profile, :multiplier, :low, :high, :label,"
-        " :criterion)",
-        segments,
-    )
+    replace_run(conn, folder.name, *_rows_of(folder))
 
 
 def _folders(out_dir: Path) -> dict[str, Path]:
@@ -338,7 +230,7 @@ def _folders(out_dir: Path) -> dict[str, Path]:
 
 def _sync(conn: sqlite3.Connection, out_dir: Path) -> int:
     """Bring the rows in line with the folders; returns how many rows changed."""
-    with _write(conn):
+    with transaction(conn):
         known = {r["path"]: r["stamp"] for r in conn.execute("SELECT path, stamp FROM runs")}
         folders = _folders(out_dir)
         changed = 0
@@ -362,15 +254,15 @@ def _synced(out_dir: Path) -> Iterator[sqlite3.Connection]:
     if not out_dir.is_dir():
         raise StoreError(f"{out_dir}: no such reports folder")
     try:
-        conn = _open_index(out_dir)
+        conn = open_index(out_dir)
         try:
             _sync(conn, out_dir)
         except sqlite3.Error:
             conn.close()
             raise
     except sqlite3.Error:
-        conn = _connect(":memory:")
-        _ensure_schema(conn)
+        conn = connect(":memory:")
+        ensure_schema(conn)
         _sync(conn, out_dir)
     try:
         yield conn
@@ -378,8 +270,7 @@ def _synced(out_dir: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-# --------------------------------------------------------------------------------------------
-# Public API
+# -- public API --------------------------------------------------------------------------------
 
 
 def update_index(out_dir: Path, run_dir: Path) -> bool:
@@ -392,11 +283,11 @@ def update_index(out_dir: Path, run_dir: Path) -> bool:
     if run_dir.resolve().parent != out_dir.resolve():
         return False  # the index describes the runs directly inside this reports folder
     try:
-        conn = _open_index(out_dir)
+        conn = open_index(out_dir)
     except (sqlite3.Error, OSError):
         return False
     try:
-        with _write(conn):
+        with transaction(conn):
             _upsert(conn, out_dir / run_dir.name)
     except (sqlite3.Error, OSError):
         return False
@@ -410,9 +301,9 @@ def rebuild_index(out_dir: Path) -> int:
     if not out_dir.is_dir():
         raise StoreError(f"{out_dir}: no such reports folder")
     try:
-        conn = _open_index(out_dir)
+        conn = open_index(out_dir)
         try:
-            with _write(conn):
+            with transaction(conn):
                 conn.execute("DELETE FROM segments")
                 conn.execute("DELETE FROM runs")
             _sync(conn, out_dir)
@@ -432,10 +323,11 @@ def sync_index(out_dir: Path) -> int:
 def _run_of(row: sqlite3.Row, breaks: tuple[IndexedBreak, ...], out_dir: Path) -> IndexedRun:
     fingerprint = None
     if row["has_summary"]:
-        fingerprint = {key: row[column] for key, column in _FINGERPRINT_COLUMNS}
-        fingerprint["model"] = row["model"]
-        if row["emulation"] is not None:
-            fingerprint["emulation"] = bool(row["emulation"])
+        fingerprint = Fingerprint(
+            **{key: row[column] for key, column in _FINGERPRINT_COLUMNS},
+            model=row["model"],
+            emulation=None if row["emulation"] is None else bool(row["emulation"]),
+        )
     return IndexedRun(
         path=out_dir / row["path"],
         run_id=row["run_id"],
@@ -463,18 +355,10 @@ def indexed_runs(out_dir: Path, *, label: str | None = None) -> list[IndexedRun]
             f"SELECT * FROM runs {where} ORDER BY created_at IS NULL, created_at, path",
             args,
         ).fetchall()
+        names = [f.name for f in fields(IndexedBreak)]
         breaks: dict[str, list[IndexedBreak]] = {}
         for seg in conn.execute("SELECT * FROM segments ORDER BY path, position"):
-            breaks.setdefault(seg["path"], []).append(
-                IndexedBreak(
-                    seg["profile"],
-                    seg["multiplier"],
-                    seg["low"],
-                    seg["high"],
-                    seg["label"],
-                    seg["criterion"],
-                )
-            )
+            breaks.setdefault(seg["path"], []).append(IndexedBreak(*(seg[n] for n in names)))
         return [_run_of(r, tuple(breaks.get(r["path"], ())), out_dir) for r in rows]
 
 
