@@ -1,0 +1,80 @@
+"""`breakpoint demo` and `breakpoint target`: the embedded target of known capacity, alone or
+with a whole search against it (docs/design.md#ground-truths).
+
+Both import the demo layer (and with it the load layer) only inside their bodies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from breakpoint.cli.options import echo, out_option
+
+
+@click.command()
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 512),
+    default=8,
+    show_default=True,
+    help="Workers serving requests (c).",
+)
+@click.option(
+    "--service-ms",
+    type=click.FloatRange(0, 60_000, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="Mean service time per request (S), exponential.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8089,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--max-queue",
+    type=click.IntRange(0, None),
+    default=None,
+    help="Answer 503 when more requests than this wait for a worker.",
+)
+def target(workers: int, service_ms: float, port: int, seed: int, max_queue: int | None) -> None:
+    """Run the embedded demo target (an M/M/c service) on 127.0.0.1 until stopped."""
+    from breakpoint.demo.target import TargetConfig, run_target
+
+    config = TargetConfig(
+        workers=workers, service_ms=service_ms, port=port, seed=seed, max_queue=max_queue
+    )
+    raise SystemExit(run_target(config, out=echo))
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="A shorter plan (under 45 seconds).")
+@out_option("Reports folder.")
+@click.option(
+    "--service-ms",
+    type=click.FloatRange(0, 10_000, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="The demo target's mean service time (a slower 'release').",
+)
+@click.option("--label", default="demo", show_default=True)
+def demo(quick: bool, out_dir: Path, service_ms: float, label: str) -> None:
+    """Start the embedded target, find where each default segment breaks, write the report."""
+    from breakpoint.demo.run import run_demo
+    from breakpoint.output.live import make_progress
+
+    with make_progress() as view:
+        path = run_demo(
+            quick=quick,
+            out_dir=out_dir,
+            service_ms=service_ms,
+            label=label,
+            say=echo,
+            progress=view,
+        )
+    echo(str(path))

@@ -1,0 +1,259 @@
+"""`breakpoint run`: drive load from 1X up and find where each segment breaks.
+
+The only commands that import the load layer (and with it locust and gevent), and only inside
+their bodies, so the other commands never monkey-patch anything. Preflight checks run in a
+fixed order before any load is sent (docs/design.md#harness).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import click
+
+from breakpoint.cli.options import PlanOptions, echo, gathered, out_option, plan_options
+from breakpoint.errors import ExitStatus, UsageError
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What to run, against what, and where its results go."""
+
+    scenario: str
+    host: str
+    label: str
+    out_dir: Path
+    repeat: int
+    no_emulation: bool
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Guardrails: the most users, the hosts a scenario may call, when to abort the ramp."""
+
+    max_users: int
+    allow_hosts: tuple[str, ...]
+    abort_error_rate: float
+    abort_p99_ms: float
+    hang_s: float
+    abort_for_s: int
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """How the load is spread: one process (the default), local workers, master or worker."""
+
+    workers: int
+    master: bool
+    expect_workers: int | None
+    master_bind: str
+    worker: bool
+    master_host: str | None
+    master_port: int
+
+    def check(self) -> None:
+        """The modes exclude each other, and each has what it needs."""
+        if sum((bool(self.workers), self.master, self.worker)) > 1:
+            raise UsageError("--workers, --master and --worker: choose one way to distribute")
+        if self.worker and not self.master_host:
+            raise UsageError("--worker: give the master's address with --master-host HOST")
+        if self.master and not self.expect_workers:
+            raise UsageError("--master: say how many workers will join with --expect-workers N")
+
+
+@click.command()
+@click.argument("scenario")
+@click.option("--host", required=True, help="Base URL of the target, e.g. http://127.0.0.1:8089.")
+@plan_options
+@click.option(
+    "--label", default="run", show_default=True, help="Run label, e.g. the release under test."
+)
+@out_option("Reports folder; the run folder is created inside it.")
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    help="Local Locust worker processes (0: everything in this process).",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 50),
+    default=1,
+    show_default=True,
+    help="Run the whole search N times under the same label.",
+)
+@click.option(
+    "--no-emulation",
+    is_flag=True,
+    help="Segments without device/network emulation (for calibration).",
+)
+@click.option(
+    "--max-users",
+    type=click.IntRange(1, 200_000),
+    default=20_000,
+    show_default=True,
+    help="Guardrail: most users this process may run.",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    help="Another host the scenario may call (repeatable); requests to any other are blocked.",
+)
+@click.option(
+    "--abort-error-rate",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.5,
+    show_default=True,
+    help="Abort the ramp when errors exceed this fraction for --abort-for-s.",
+)
+@click.option(
+    "--abort-p99-ms",
+    type=click.FloatRange(0, None, min_open=True),
+    default=30_000,
+    show_default=True,
+    help="Abort the ramp when p99 exceeds this for --abort-for-s.",
+)
+@click.option(
+    "--hang-s",
+    type=click.FloatRange(1, 3600),
+    default=20.0,
+    show_default=True,
+    help="Abort when no request completes for this long while some are in flight.",
+)
+@click.option(
+    "--abort-for-s",
+    type=click.IntRange(1, 3600),
+    default=10,
+    show_default=True,
+    help="How long an abort limit must be crossed before the ramp stops.",
+)
+@click.option(
+    "--master", is_flag=True, help="Be the master of a distributed run; workers join with --worker."
+)
+@click.option(
+    "--expect-workers",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="With --master: how many workers to wait for before the first step.",
+)
+@click.option(
+    "--master-bind",
+    default="127.0.0.1",
+    show_default=True,
+    help="With --master: address to listen on for workers (0.0.0.0: all).",
+)
+@click.option(
+    "--worker",
+    is_flag=True,
+    help="Be a worker of a distributed run (same scenario, host and plan options).",
+)
+@click.option("--master-host", default=None, help="With --worker: the master's address.")
+@click.option(
+    "--master-port",
+    type=click.IntRange(1, 65535),
+    default=5557,
+    show_default=True,
+    help="The master's port for workers.",
+)
+@gathered(options=RunOptions, planned=PlanOptions, limits=Limits, spread=Distribution)
+def run(options: RunOptions, planned: PlanOptions, limits: Limits, spread: Distribution) -> None:
+    """Drive load from 1X up, step by step, and find where each segment breaks."""
+    from breakpoint.load.preflight import check_host_url, check_store, check_target, ensure_fd_limit
+
+    the_plan = planned.plan()
+    chosen = planned.profiles(emulation=not options.no_emulation)
+    check_host_url(options.host)
+    path = Path(options.scenario)
+    if not path.is_file():
+        raise UsageError(f"{options.scenario}: scenario file not found")
+    spread.check()
+    if not spread.worker:
+        check_store(options.out_dir)
+    max_users = limits.max_users
+    allowed = ensure_fd_limit(max_users)
+    if allowed < max_users:
+        echo(
+            f"note: the open-files limit allows about {allowed} users; --max-users lowered "
+            f"from {max_users} (raise the hard limit with `ulimit -Hn` to allow more)"
+        )
+        max_users = allowed
+    check_target(options.host)
+    from breakpoint.load.scenario import load_scenario
+
+    load_scenario(path)  # imports the locustfile now: its mistakes surface before any load
+    from breakpoint.analysis.criteria import AbortLimits
+    from breakpoint.analysis.search import Search
+    from breakpoint.load.run import RunInterrupted, execute
+    from breakpoint.load.settings import RunSettings
+    from breakpoint.load.workers import run_worker
+    from breakpoint.output.live import make_progress
+
+    distributed = spread.master or spread.worker
+    settings = RunSettings(
+        scenario=path,
+        host=options.host.rstrip("/"),
+        plan=the_plan,
+        profiles=chosen,
+        label=options.label,
+        out_dir=options.out_dir,
+        emulate=not options.no_emulation,
+        max_users=max_users,
+        workers=spread.workers,
+        expect_workers=spread.expect_workers or 0,
+        master_bind=spread.master_bind,
+        master_port=spread.master_port if distributed else 0,
+        abort=AbortLimits(
+            error_rate=limits.abort_error_rate, p99_ms=limits.abort_p99_ms, for_s=limits.abort_for_s
+        ),
+        allow_hosts=limits.allow_hosts,
+        hang_s=limits.hang_s,
+    )
+    if spread.worker:
+        assert spread.master_host is not None
+        raise SystemExit(run_worker(settings, spread.master_host, spread.master_port, say=echo))
+    for i in range(options.repeat):
+        if options.repeat > 1:
+            echo(f"repeat {i + 1} of {options.repeat}")
+        # Repeats are independent searches: each draws its own arrivals.
+        this = replace(settings, plan=replace(the_plan, seed=the_plan.seed + i))
+        try:
+            with make_progress() as view:
+                search = Search.for_profiles(this.plan, this.profiles, emulate=this.emulate)
+                run_dir = execute(this, search, progress=view)
+        except RunInterrupted as stopped:
+            publish_or_say(stopped.path)
+            raise SystemExit(int(ExitStatus.INTERRUPTED)) from None
+        if not publish_or_say(run_dir):
+            raise SystemExit(int(ExitStatus.ERROR))
+
+
+def publish_or_say(run_dir: Path) -> bool:
+    """Write the run's report; if that fails, say how to retry. The run folder prints last."""
+    from breakpoint.output.publish import publish
+
+    try:
+        echo(f"report: {publish(run_dir)}")
+        ok = True
+    except Exception as exc:  # the measurements are safe on disk whatever went wrong here
+        click.echo(
+            f"breakpoint: error: the report could not be written ({type(exc).__name__}: {exc}); "
+            f"the steps are stored: `breakpoint report {run_dir}` retries",
+            err=True,
+        )
+        ok = False
+    echo(str(run_dir))
+    return ok
+
+
+@click.command("_worker", hidden=True)
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), required=True)
+@click.option("--master-host", required=True)
+@click.option("--master-port", type=int, required=True)
+def worker_process(spec_path: Path, master_host: str, master_port: int) -> None:
+    """A local worker process of `run --workers N` (started by the master, not by users)."""
+    from breakpoint.load.workers import run_worker_spec
+
+    raise SystemExit(run_worker_spec(spec_path, master_host, master_port))
