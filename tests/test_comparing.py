@@ -270,6 +270,18 @@ def test_incomparable_runs_are_refused_unless_forced(
     assert "warning: different plan" in out
 
 
+def test_a_run_without_emulation_is_not_compared_with_an_emulated_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The comparability rule (runs/summary.py) includes emulation, and compare applies it."""
+    write_release(tmp_path, "v1", [9.7], start=0)
+    write_release(tmp_path, "v2", [9.7], start=1, fingerprint={"emulation": False})
+    code, out, err = run_cli(capsys, "compare", "v1", "v2", "--out", str(tmp_path))
+    assert code == 2 and "different emulation: base True vs new False" in err
+    code, out, _ = run_cli(capsys, "compare", "v1", "v2", "--out", str(tmp_path), "--force")
+    assert code == 0 and "warning: different emulation" in out
+
+
 def test_unknown_label_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An unknown reference exits 2 with one line naming it, and writes nothing."""
     write_release(tmp_path, "v1", [9.7], start=0)
