@@ -1,4 +1,6 @@
-"""Benchmark of the breaking point's accuracy and the search's cost (DESIGN.md sections 6 and 10).
+"""Benchmark of the breaking point's accuracy and the search's cost.
+
+See docs/design.md#ground-truths and docs/design.md#performance-targets.
 
 Run: `python benchmarks/accuracy.py [--seeds N] [--first-seed S] [--cases a,b,c] [--no-readme]`
 (the default is 3 seeds of every case, about 50 minutes), or `--quick --cases KEY` for a smoke test
@@ -159,7 +161,7 @@ GUNICORN_BASELINE_RPS = 20.0
 GUNICORN_BACKLOG = 2048
 GUNICORN_PATH = "/work"
 GUNICORN_LOG_FORMAT = "%(r)s %(s)s %(D)s %({x-drawn-us}o)s"
-RESOLUTION = 0.05  # DESIGN.md section 10: locate each break to 5%
+RESOLUTION = 0.05  # docs/design.md#performance-targets: locate each break to 5%
 RAMP_GOAL = 0.60
 RUN_TIMEOUT_S = 900.0
 QUICK_WARMUP_S = 3.0

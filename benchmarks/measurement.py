@@ -7,7 +7,8 @@ minutes; --quick about 2.5; --boundaries-only runs part 3 alone, about 2, and re
 embedded target on 127.0.0.1 (64 workers, 0.05 ms constant service: the target's own CPU,
 printed, is the only limit it has), it prints side by side:
 
-1. Recorder overhead (DESIGN.md section 10): requests per second of one Locust process without
+1. Recorder overhead (docs/design.md#performance-targets): requests per second of one Locust
+   process without
    and with breakpoint's `Recorder.on_request` listener on `events.request` (the users tag their
    requests with a segment, so every request is really recorded into the HdrHistograms).
    An empty listener is measured too (Locust's own cost of dispatching the event). Variants
@@ -741,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
             "offer (plus the master), so each worker got far less than the single worker's "
             f"core. Per CPU-second a worker of two served {efficiency:.0%} of what the single "
             f"worker did: given a free core each, 2 workers would give about "
-            f"{2 * efficiency:.1f}x. DESIGN.md section 12 saw the same on a 2-core machine "
+            f"{2 * efficiency:.1f}x. docs/design.md#field-notes saw the same on a 2-core machine "
             "against nginx (one process about 5k req/s, two about 8.3k: 1.66x, below 1.7x too). "
             "Checking the goal needs a core per worker and the target's CPU elsewhere (more "
             "cores, or the target on another host).",

@@ -1,7 +1,8 @@
 """Ground truth: GET /api/page only, so every measured latency is one M/M/c sojourn.
 
-A plain Locust locustfile for the acceptance test and the accuracy benchmark (DESIGN.md section
-6). /api/page is the embedded target's endpoint whose mean service time is exactly S (cost factor
+A plain Locust locustfile for the acceptance test and the accuracy benchmark
+(docs/design.md#ground-truths). /api/page is the embedded target's endpoint whose mean service
+time is exactly S (cost factor
 1), so with Poisson arrivals the target is an M/M/c queue and its breaking point follows from
 Erlang C (breakpoint.sim.queueing.break_rate).
 

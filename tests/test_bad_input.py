@@ -1,6 +1,7 @@
 """User mistakes get one clear line naming the file or option, exit code 2, and no traceback.
 
-DESIGN.md section 9: bad TOML, unknown profile, missing scenario, unreachable host ... are refused
+docs/design.md#harness: bad TOML, unknown profile, missing scenario, unreachable host ... are
+refused
 before any load is sent. Every case goes through `breakpoint.cli.main.main` as a user would type it.
 The `run` cases point at a listening socket that never answers: after each case it is checked
 that no byte of a request reached it.

@@ -1,4 +1,4 @@
-"""Acceptance: the break found in an M/M/c target matches Erlang C (DESIGN.md section 6).
+"""Acceptance: the break found in an M/M/c target matches Erlang C (docs/design.md#analysis).
 
 The embedded target with c = 8 workers and exponential service of mean S = 20 ms, fed Poisson
 arrivals on GET /api/page only, is an M/M/8 queue. With 1X = 40 req/s and an SLO of p95 < 250 ms
@@ -80,7 +80,8 @@ def test_break_of_an_mmc_target_is_within_5_percent_of_erlang_c(
     held_ms = mmc_target.stats()["held_service_ms_mean"]
     assert held_ms is not None
     truth = queueing.break_rate(WORKERS, held_ms / 1000.0, SLO_P95_MS) / BASELINE_RPS
-    # The held time is the asked-for 20 ms within sampling noise, so the truth is DESIGN's 9.68X.
+    # The held time is the asked-for 20 ms within sampling noise, so the truth is the 9.68X of
+    # docs/design.md#ground-truths.
     assert truth == pytest.approx(9.68, rel=0.03)
 
     summary = json.loads((run_dir / "summary.json").read_text())

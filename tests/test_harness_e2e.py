@@ -1,4 +1,4 @@
-"""End to end: the harness's guardrails (DESIGN.md section 9) against targets on 127.0.0.1.
+"""End to end: the harness's guardrails (docs/design.md#harness) against targets on 127.0.0.1.
 
 A target that dies or hangs mid-run, a scenario whose every request fails, a scenario calling a
 third-party host, and a scenario sending credentials. Each run is `python -m breakpoint run` in a

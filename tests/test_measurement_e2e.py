@@ -1,4 +1,4 @@
-"""End to end: is what breakpoint measures true? (DESIGN.md sections 5 and 9)
+"""End to end: is what breakpoint measures true? (docs/design.md#measurement, #harness)
 
 Against an embedded target on 127.0.0.1: the open model does not hide a stall (coordinated
 omission), a run split over two local worker processes measures what one process measures, a

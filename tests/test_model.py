@@ -99,7 +99,7 @@ def erlang_seg(
 def erlang_run(
     levels: Sequence[float], added: Sequence[float] = (0.0,), *, sigma: float = 0.0, seed: int = 0
 ) -> list[StepResult]:
-    """Steps at these multipliers (repeats allowed) against the DESIGN §6 M/M/c target."""
+    """Steps at these multipliers (repeats allowed) against the ground-truth M/M/c target."""
     rng = np.random.default_rng(seed)
     steps = []
     for i, m in enumerate(levels):
@@ -173,7 +173,7 @@ def test_ramp_only_erlang_break_is_within_5_percent() -> None:
 
 
 def test_shared_capacity_four_segments_and_first_to_break() -> None:
-    """Segments with 0/50/100/150 ms added share L; each break is within 5% of DESIGN §6."""
+    """Segments with 0/50/100/150 ms added share L; each break is within 5% of its truth."""
     added = (0.0, 50.0, 100.0, 150.0)
     levels = [*RAMP, 9.3, 9.6, 9.3, 9.6, 9.8, 9.8]
     analysis = analyse(
@@ -519,7 +519,7 @@ def test_levels_curve_and_knee_describe_the_data() -> None:
 
 
 def test_summary_segments_follow_the_contract() -> None:
-    """summary_segments gives DESIGN §11's profile/break keys for every profile."""
+    """summary_segments gives the contract's profile/break keys for every profile."""
     analysis = analyse(erlang_run(REFINED), [profile("s0")], OPEN, boot=20)
     (entry,) = summary_segments(analysis)
     assert entry["profile"] == "s0"

@@ -1,4 +1,5 @@
-"""Profiles: the built-ins carry DESIGN.md's numbers; bad profiles are refused field by field."""
+"""Profiles: the built-ins carry the numbers in docs/design.md#profiles; bad profiles are
+refused field by field."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ p95_ms = 1500
 def test_builtin_numbers_match_design(
     name: str, rtt: float, down: float, up: float, cpu: float
 ) -> None:
-    """Each built-in profile carries the RTT, bandwidth and CPU slowdown of DESIGN.md section 3."""
+    """Each built-in profile carries the RTT, bandwidth and CPU slowdown of its source."""
     p = builtin_profiles()[name]
     assert (p.network.rtt_ms, p.network.down_kbps, p.network.up_kbps) == (rtt, down, up)
     assert p.device.cpu_slowdown == cpu

@@ -42,7 +42,7 @@ def test_p95_is_infinite_at_capacity_and_the_service_p95_when_idle() -> None:
 
 
 def test_break_rate_reproduces_design_example() -> None:
-    """c=8, S=20 ms, SLO 250 ms breaks at 387.3 req/s, 9.68X of 40 req/s (DESIGN §6)."""
+    """c=8, S=20 ms, SLO 250 ms breaks at 387.3 req/s, 9.68X of 40 req/s (the ground truth)."""
     rate = q.break_rate(8, 0.020, 250.0)
     assert rate == pytest.approx(387.3, abs=0.05)
     assert round(rate / 40, 2) == 9.68
@@ -57,7 +57,7 @@ def test_break_rate_reproduces_design_example() -> None:
     ],
 )
 def test_break_rate_with_added_network_time(added_ms: float, multiplier: float) -> None:
-    """Added network time moves the break to the multipliers of DESIGN §6."""
+    """Added network time moves the break to the multipliers of docs/design.md#analysis."""
     assert round(q.break_rate(8, 0.020, 250.0, added_ms) / 40, 2) == multiplier
 
 
@@ -67,7 +67,7 @@ def test_break_rate_is_zero_when_idle_already_misses_slo() -> None:
 
 
 def test_closed_break_reproduces_design_example() -> None:
-    """40 users with 1 s think time: the break is near 461 users, 11.5X (DESIGN §6)."""
+    """40 users with 1 s think time: the break is near 461 users, 11.5X (the ground truth)."""
     users = q.closed_break_users(8, 0.020, 1.0, 250.0)
     assert users == pytest.approx(461, abs=1.5)
     assert round(users / 40, 1) == 11.5

@@ -100,7 +100,7 @@ def erlang_oracle(
     added_ms: float = 0.0,
     spread_ms: float = 0.0,
 ) -> Oracle:
-    """DESIGN §6's M/M/c target (c=8, S=20 ms, 1X = 40 req/s), plus constant network time."""
+    """The ground-truth M/M/c target (c=8, S=20 ms, 1X = 40 req/s), plus constant network time."""
     return curve_oracle(
         lambda m: q.sojourn_p95_s(8, 0.020, BASE_RPS * m) * 1000 + added_ms,
         400.0,
@@ -170,7 +170,7 @@ def test_first_step_is_1x_in_full_then_scouts_far_from_the_break() -> None:
 
 
 def test_locates_erlang_break_to_5_percent_within_60_percent_of_linear_ramp() -> None:
-    """DESIGN §10: the M/M/c break is bracketed to 5% in at most 60% of a linear ramp's time."""
+    """The M/M/c break is bracketed to 5% in at most 60% of a linear ramp's time (the target)."""
     plan = Plan("open", BASE_RPS, max_multiplier=20)
     truth = q.break_rate(8, 0.020, 250.0) / BASE_RPS
     for sigma, seed in ((0.0, 0), (0.05, 1), (0.05, 2)):
@@ -309,12 +309,12 @@ def test_policy_terminates_within_cap_and_refines_inside_brackets(
     assert search.next_step(done) is None  # and stays over
 
 
-# --- efficiency and accuracy on the accuracy benchmark's targets (DESIGN §10) -------------------
+# --- efficiency and accuracy on the accuracy benchmark's targets (performance targets) -------
 
 ERRORS_SLO = {"s0": Slo(250.0, 0.01)}
 BENCH_PLAN = Plan("open", BASE_RPS, max_multiplier=12)  # benchmarks/accuracy.py's plan
 # Noise flips verdicts at levels close to the truth, so a final bracket may miss it by a little;
-# its width must still be within DESIGN's 5%. How close: p95 noise of 5% against a p95 curve
+# its width must still be within the asked 5%. How close: p95 noise of 5% against a p95 curve
 # that steep, or the Poisson noise of ~30 errors (20 s at ~156 req/s, 1%) against Erlang B's
 # blocking, which grows only ~5x as fast as the load there.
 BENCH_CASES = {
@@ -369,7 +369,7 @@ def test_benchmark_targets_located_to_5_percent_in_at_most_58_percent_of_the_ram
 ) -> None:
     """M/M/8 (9.68X), M/M/8 + 100 ms (9.43X), M/M/8/16 and M/M/8/8 breaking by errors (7.57X,
     3.91X), 5% p95 noise: bracketed to 5% in at most 58% of the benchmark's linear ramp at
-    default steps (DESIGN §10 asks for 60%), the bracket's passing end held in full included."""
+    default steps (60% is asked), the bracket's passing end held in full included."""
     make_oracle, truth, tolerance = BENCH_CASES[case]
     results = simulate_results(BENCH_PLAN, ERRORS_SLO, make_oracle(seed))
     assert_located(results, "s0", ERRORS_SLO["s0"], truth, tolerance)

@@ -148,7 +148,7 @@ _NO_FIT = FitSummary("none", False, {}, None, 0, "no fit")
 
 
 def summary_segments(analysis: Analysis) -> list[dict[str, Any]]:
-    """The `segments` list of summary.json (DESIGN.md §11), with a few extra keys."""
+    """The `segments` list of summary.json, with extra keys (docs/design.md#summary-contract)."""
     out: list[dict[str, Any]] = []
     for name, seg in analysis.segments.items():
         b = seg.breaking

@@ -19,10 +19,12 @@ from breakpoint.plan.profiles import Slo
 from breakpoint.plan.steps import Plan, PlannedStep, same_level
 from breakpoint.results import StepResult
 
-# Target relative width of a refined bracket: DESIGN §10 asks for 5%; aim inside it.
+# Target relative width of a refined bracket: 5% is asked (docs/design.md#performance-targets);
+# aim inside it.
 RESOLUTION = 0.04
 SLACK = 0.001  # levels are rounded, and [8, 9] needs cells of 4.004%
-GOAL = 0.05  # ... and never settle for wider than DESIGN's 5% when refinement can avoid it
+# ... and never settle for wider than the asked 5% when refinement can avoid it.
+GOAL = 0.05
 # Refinement levels go this far (relative) below or above the estimated break, so that their
 # verdicts are clear and two of them straddle the break.
 HEDGE = RESOLUTION / 2
@@ -165,7 +167,8 @@ class Refinement:
             ):
                 return self._full(level, "repeat")
         # Every end decisive: still repeat the least decisive level once, so that the analysis
-        # has an honest variance near this break (DESIGN §6), unless one was repeated already.
+        # has an honest variance near this break (docs/design.md#repeats), unless one was repeated
+        # already.
         levels = [m for m in _distinct([*interior, *ends]) if m < bound_at]
         if any(self._runs(done, m) >= 2 for m in levels):
             return None
