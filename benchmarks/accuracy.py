@@ -118,7 +118,7 @@ from _readme import write_section
 from breakpoint.analysis.search import SCOUT_FRACTION, SCOUT_MIN_HOLD_S
 from breakpoint.demo.service import ASSET_COST
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
-from breakpoint.emulate import _head_bytes as emulated_head_bytes
+from breakpoint.load.emulate_parts import _head_bytes as emulated_head_bytes
 from breakpoint.plan import netmodel
 from breakpoint.plan.profiles import Profile, load_profile_file, resolve_profiles
 from breakpoint.plan.steps import Plan, PlannedStep

@@ -19,9 +19,9 @@ from locust import FastHttpUser, HttpUser, User, task
 from locust.env import Environment
 from locust.exception import StopUser
 
-from breakpoint import emulate
 from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
 from breakpoint.demo.wire import ASSET_BYTES
+from breakpoint.load import emulate, emulate_parts
 from breakpoint.load.recorder import classify_error
 from breakpoint.plan import netmodel
 from breakpoint.plan.profiles import Profile, builtin_profiles
@@ -349,13 +349,13 @@ def test_fast_client_reads_geventhttpclient_headers_directly() -> None:
     headers.add("set-cookie", "bb=22")
     headers.add("Content-Length", "2048")
     headers.add("X-Empty", "")
-    assert emulate._ghc_headers_readable()
-    assert emulate._ghc_head_bytes(headers) == emulate._head_bytes(headers)
+    assert emulate_parts._ghc_headers_readable()
+    assert emulate_parts._ghc_head_bytes(headers) == emulate_parts._head_bytes(headers)
     # 19 + (12 + 16 + 4) + (10 + 3 + 4) + (10 + 5 + 4) + (14 + 4 + 4) + (7 + 0 + 4)
-    assert emulate._ghc_head_bytes(headers) == 120
-    assert emulate._ghc_header(headers, "content-length") == "2048"
-    assert emulate._ghc_header(headers, "set-cookie") == "a=1, bb=22"
-    assert emulate._ghc_header(headers, "content-encoding") is None
+    assert emulate_parts._ghc_head_bytes(headers) == 120
+    assert emulate_parts._ghc_header(headers, "content-length") == "2048"
+    assert emulate_parts._ghc_header(headers, "set-cookie") == "a=1, bb=22"
+    assert emulate_parts._ghc_header(headers, "content-encoding") is None
 
 
 def _gzip_server(bodies: dict[str, bytes]) -> Any:

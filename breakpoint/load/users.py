@@ -99,7 +99,7 @@ def _wrap(
         self._bp_pending = False
         self._bp_rng = random.Random(seed * 1_000_003 + next(counter))
         if emulate and getattr(cls, "bp_emulate", True):
-            from breakpoint.emulate import install
+            from breakpoint.load.emulate import install
 
             install(self, profile, rng=self._bp_rng)
         if guard is not None:
