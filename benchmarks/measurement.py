@@ -260,7 +260,8 @@ class _Boundaries:
 
     def __init__(self, target: TargetProcess, out: Path) -> None:
         from breakpoint.analysis.search import Search
-        from breakpoint.load import drive
+        from breakpoint.load import local, process
+        from breakpoint.load import settings as load_settings
         from breakpoint.load.arrivals import ArrivalScheduler
         from breakpoint.load.controller import Controller
         from breakpoint.load.guard import HostGuard
@@ -271,7 +272,7 @@ class _Boundaries:
         from breakpoint.sim.runbuilder import RunSpec, build_run
 
         profiles = tuple(resolve_profiles(default_profile_names()))
-        settings = drive.RunSettings(
+        settings = load_settings.RunSettings(
             scenario=ROOT / "scenarios" / "shop.py",
             host=target.url,
             plan=Plan(model="open", baseline=BOUNDARY_RATE),
@@ -279,19 +280,19 @@ class _Boundaries:
             label="boundaries",
             out_dir=out,
         )
-        seg = drive._prepare(settings)
+        seg = load_settings.segments_of(settings)
         self.fast = min(profiles, key=lambda p: p.network.rtt_ms).name
         self.recorder = Recorder(seg.names)
         self.scheduler = ArrivalScheduler(
             seg.shares, seed=1, on_issue=self.recorder.iteration_offered
         )
-        classes = drive._classes(
+        classes = load_settings.user_classes(
             settings, seg, self.recorder, self.scheduler, HostGuard(target.url, ())
         )
         self.env = Environment(user_classes=classes, host=target.url)
         self.env.events.request.add_listener(self.recorder.on_request)
         self.runner = self.env.create_local_runner()
-        drive._quiet_locust()
+        process.quiet_locust()
         # What the search decides on after 10 steps of a 6-segment run (a curve fit per segment).
         built = load_run(build_run(out, RunSpec(steps=12, profiles=profiles), writer=RunWriter))
         plan = Plan.from_dict(dict(built.info["plan"]))
@@ -300,7 +301,7 @@ class _Boundaries:
         self.controller = Controller(
             plan=plan,
             policy=self.search,
-            source=None,  # type: ignore[arg-type]  (only its policy call is used)
+            source=None,  # type: ignore[arg-type]  # only its policy call is used
             shares=seg.shares,
             busy_s=seg.busy,
             pool_weights=seg.pool_weights,
@@ -309,7 +310,7 @@ class _Boundaries:
         self.controller.done = list(self.done)
         self.writer = RunWriter(out, "after", {})
         self.old_file = open(out / "before-steps.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        self.collect_now = drive.collect_garbage_now
+        self.collect_now = local.collect_garbage_now
         self.samplers: list[Any] = []
         self.fine: _FineLag | None = None
         self.index = 0
@@ -317,10 +318,10 @@ class _Boundaries:
         self.result_pauses: list[tuple[float, float]] = []  # recorder.result(), between windows
 
     def start(self) -> None:
-        from breakpoint.load import drive
+        from breakpoint.load import samplers
 
         self.collect_now(True)
-        self.samplers = drive._start_samplers(self.recorder, self.scheduler)
+        self.samplers = samplers.start_samplers(self.recorder, self.scheduler)
         self.fine = _FineLag()
         self.recorder.open_step(self.index, 1.0, BOUNDARY_RATE, "ramp", 0.0, start=time.time())
         self.runner.start(BOUNDARY_USERS, spawn_rate=BOUNDARY_USERS)
@@ -339,7 +340,7 @@ class _Boundaries:
         self.old_file.close()
 
     def window(self, variant: str) -> BoundaryWindow:
-        from breakpoint.load import shape
+        from breakpoint.load import controller as shape
 
         assert self.fine is not None
         self.recorder.close_step(self.index)
@@ -400,7 +401,7 @@ class _Boundaries:
         in_flight: list[int],
         collected: list[int],
     ) -> None:
-        """What a step boundary does, in the order drive.py and shape.py do it."""
+        """What a step boundary does, in the order load/local.py and load/controller.py do it."""
         before = variant == "before"
         in_flight.append(self.recorder.in_flight(index))
         step = self.step
@@ -514,7 +515,8 @@ def _boundary_section(
         f"{BOUNDARY_RATE:g} arrivals/s on the open-model schedule, {BOUNDARY_USERS:,} ready "
         f"users. Each {BOUNDARY_WINDOW_S:g} s window holds two step boundaries (at "
         f"{' and '.join(f'{t:g}' for t in BOUNDARIES_AT_S)} s), each doing what a boundary does "
-        "in drive.py and shape.py and this change touches: the step's provisional record in "
+        "in load/local.py and load/controller.py and this change touches: the step's provisional "
+        "record in "
         "the store, the search's next step (Search.next_step after 10 steps of a 6-segment "
         "run: curve fits), the garbage collection as a step opens, and "
         f"{FINAL_AFTER_S:g} s later the final record ({GAP_S:g} s between pieces, so each "
@@ -526,7 +528,7 @@ def _boundary_section(
         "0.1 ms meanwhile (the 5 ms variant keeps Python's default); collect_garbage_now, "
         "which collects the young generations and freezes everything. Schedule lag "
         "(arrivals.py) and "
-        "loop lag (drive._sample_loop_lag, every 100 ms) are breakpoint's own samplers over "
+        "loop lag (load/samplers.py, every 100 ms) are breakpoint's own samplers over "
         "the window, p99 as a step reports them; a 5 ms loop-lag sampler is added, and the p99 "
         f"latency of {FAST_ENDPOINT} (2 KB) in the segment with the shortest round trip (quick "
         f"requests: a pause shows in them). Medians of {repeats} alternating windows per "
