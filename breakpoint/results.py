@@ -180,7 +180,7 @@ class GeneratorHealth:
     workers: int = 1
     workers_lost: int = 0
     user_wait_p99_ms: float = 0.0  # how long arrivals waited for a free virtual user
-    waited_arrivals: int = 0  # arrivals that waited materially (recorder.USER_WAIT_LATE_S)
+    waited_arrivals: int = 0  # arrivals that waited materially (load/health.py: USER_WAIT_LATE_S)
 
     def to_dict(self) -> dict[str, Any]:
         return {

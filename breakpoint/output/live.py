@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 
 # A value within this fraction of its SLO (but not over it) is shown in yellow.
 NEAR_SLO_FRACTION = 0.8
-# Generator health is highlighted when near the limits at which recorder.py marks a step
-# generator-bound (CPU 90%, lags 100 ms). Repeated here: recorder.py imports locust.
+# Generator health is highlighted when near the limits at which load/health.py marks a step
+# generator-bound (CPU 90%, lags 100 ms). Repeated here: output may not import load.
 CPU_NEAR_PCT = 80.0
 CPU_BOUND_PCT = 90.0
 LAG_NEAR_MS = 50.0
