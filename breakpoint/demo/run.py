@@ -15,7 +15,7 @@ from breakpoint.plan.profiles import default_profile_names, resolve_profiles
 from breakpoint.plan.steps import Plan
 
 if TYPE_CHECKING:
-    from breakpoint.load.progress import Progress
+    from breakpoint.progress import Progress
 
 DEMO_BASELINE_RPS = 40.0
 

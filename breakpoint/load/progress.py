@@ -1,62 +1,18 @@
-"""What a run reports while it goes: the `Progress` protocol `execute` calls, and `SayProgress`,
-its plain default (one line per event through a `say` callback, as tests and scripts use it).
-
-The terminal views (output/live.py) satisfy the protocol without importing it: the output layer
-may not import load (docs/design.md#code-layout).
+"""`SayProgress`: the plain default of `execute`'s progress (one line per event through a `say`
+callback, as tests and scripts use it). The `Progress` protocol is breakpoint/progress.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from breakpoint.analysis.criteria import SegmentVerdict
     from breakpoint.plan.profiles import Profile
     from breakpoint.plan.steps import Plan
     from breakpoint.results import StepResult
-
-
-class Progress(Protocol):
-    """Where `execute` reports the run's events (the live view, plain lines, or `SayProgress`)."""
-
-    def run_started(
-        self,
-        *,
-        plan: Plan,
-        profiles: Sequence[Profile],
-        host: str,
-        run_dir: Path,
-        planned_steps: int,
-    ) -> None: ...
-
-    def step_started(
-        self,
-        *,
-        index: int,
-        multiplier: float,
-        load: float,
-        unit: str,
-        phase: str,
-        warmup_s: float,
-        hold_s: float,
-        started_at: float,
-    ) -> None: ...
-
-    def tick(self, *, now: float, step: StepResult) -> None: ...
-
-    def health(self, *, cpu_pct: float, loop_lag_ms: float, schedule_lag_ms: float) -> None: ...
-
-    def step_finished(
-        self, *, result: StepResult, verdicts: Mapping[str, SegmentVerdict]
-    ) -> None: ...
-
-    def warn(self, message: str) -> None: ...
-
-    def info(self, message: str) -> None: ...
-
-    def run_finished(self, *, status: str, run_dir: Path) -> None: ...
 
 
 class SayProgress:

@@ -25,7 +25,7 @@ from breakpoint.load.distributed import RemoteSteps
 from breakpoint.load.guard import HostGuard
 from breakpoint.load.local import LocalSteps
 from breakpoint.load.process import quiet_locust
-from breakpoint.load.progress import Progress, SayProgress
+from breakpoint.load.progress import SayProgress
 from breakpoint.load.provenance import run_info
 from breakpoint.load.recorder import Recorder
 from breakpoint.load.samplers import start_samplers, watch_run
@@ -39,6 +39,7 @@ from breakpoint.load.workers import (
 )
 from breakpoint.load.writer import RunWriter
 from breakpoint.plan.steps import ramp
+from breakpoint.progress import Progress
 from breakpoint.results import StepResult
 
 

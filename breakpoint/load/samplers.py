@@ -14,8 +14,8 @@ import psutil
 from breakpoint.analysis.criteria import AbortLimits, abort_reason_from_counts
 from breakpoint.load.arrivals import ArrivalScheduler
 from breakpoint.load.controller import Controller
-from breakpoint.load.progress import Progress
 from breakpoint.load.recorder import Recorder
+from breakpoint.progress import Progress
 
 
 def start_samplers(recorder: Recorder, scheduler: ArrivalScheduler | None) -> list[Any]:

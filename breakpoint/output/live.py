@@ -38,6 +38,7 @@ from breakpoint.output.progress_text import (
     segment_parts,
     started_line,
 )
+from breakpoint.progress import Progress as RunProgress
 
 if TYPE_CHECKING:
     from breakpoint.analysis.criteria import SegmentVerdict
@@ -57,45 +58,8 @@ LAG_BOUND_MS = 100.0
 MIN_REFRESH_INTERVAL_S = 0.25
 
 
-class Progress(Protocol):
-    """What a run reports while it goes; `close()` (or leaving the `with`) restores the terminal."""
-
-    def run_started(
-        self,
-        *,
-        plan: Plan,
-        profiles: Sequence[Profile],
-        host: str,
-        run_dir: Path,
-        planned_steps: int,
-    ) -> None: ...
-
-    def step_started(
-        self,
-        *,
-        index: int,
-        multiplier: float,
-        load: float,
-        unit: str,
-        phase: str,
-        warmup_s: float,
-        hold_s: float,
-        started_at: float,
-    ) -> None: ...
-
-    def tick(self, *, now: float, step: StepResult) -> None: ...
-
-    def health(self, *, cpu_pct: float, loop_lag_ms: float, schedule_lag_ms: float) -> None: ...
-
-    def step_finished(
-        self, *, result: StepResult, verdicts: Mapping[str, SegmentVerdict]
-    ) -> None: ...
-
-    def warn(self, message: str) -> None: ...
-
-    def info(self, message: str) -> None: ...
-
-    def run_finished(self, *, status: str, run_dir: Path) -> None: ...
+class Progress(RunProgress, Protocol):
+    """A view of the run's events; `close()` (or leaving the `with`) restores the terminal."""
 
     def close(self) -> None: ...
 
