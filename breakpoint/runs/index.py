@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -36,6 +35,8 @@ from breakpoint.runs.summary import (
     Fingerprint,
     RunSummary,
     SegmentSummary,
+    _number,
+    _text,
     read_summary,
 )
 
@@ -133,16 +134,6 @@ def _read_info(path: Path) -> Mapping[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def _summary_of(folder: Path) -> RunSummary | None:
