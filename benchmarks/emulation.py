@@ -1,4 +1,4 @@
-"""Benchmark of the network/device emulation (DESIGN.md sections 4 and 10).
+"""Benchmark of the network/device emulation (docs/design.md#emulation, #performance-targets).
 
 Run: `python benchmarks/emulation.py [--quick] [--no-readme]` (about 5 minutes; --quick about
 2). Against the demo target on 127.0.0.1, in this one process, it prints:
@@ -85,7 +85,8 @@ def _user_class(host: str, profile: Profile | None, *, think: Any) -> type[FastH
                 emulate.install(self, profile, rng=random.Random(id(self)))
             low, high = getattr(think, "_bp_phase", (0.0, 0.0))
             if high:
-                # Start at a random phase so users do not march in lockstep (DESIGN.md §12).
+                # Start at a random phase so users do not march in lockstep
+                # (docs/design.md#field-notes).
                 gevent.sleep(random.uniform(low, high))
 
         @task

@@ -16,7 +16,8 @@ from gevent.lock import Semaphore
 from breakpoint.plan import netmodel
 
 # Receive buffer asked for on the user's sockets (Linux doubles it, to about 8 KB). Without it the
-# kernel absorbed about 94 KB per connection and the server barely felt a slow reader (DESIGN §12).
+# kernel absorbed about 94 KB per connection and the server barely felt a slow reader
+# (docs/design.md#field-notes).
 RCVBUF_BYTES = 4096
 
 _perf = time.perf_counter
