@@ -228,6 +228,7 @@ CASES = [
     ),
     _case(lambda c: c.run("--hard-cap", "5000"), "--hard-cap", id="hard-cap-too-high"),
     _case(lambda c: c.run("--hold-s", "0"), "--hold-s", id="hold-zero"),
+    _case(lambda c: c.run("--max-hold-s", "0"), "--max-hold-s", id="max-hold-zero"),
     _case(lambda c: c.run("--warmup-s", "-1"), "--warmup-s", id="warmup-negative"),
     _case(lambda c: c.run("--refine-repeats", "0"), "--refine-repeats", id="refine-repeats-zero"),
     _case(lambda c: c.run("--refine-levels", "9"), "--refine-levels", id="refine-levels-9"),
