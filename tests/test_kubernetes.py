@@ -72,7 +72,7 @@ def option(argv: list[str], name: str) -> str | None:
 def plan_part(argv: list[str]) -> list[str]:
     """The argv without the distribution options (these differ between master and worker)."""
     out, skip = [], False
-    for i, arg in enumerate(argv):
+    for arg in argv:
         if skip:
             skip = False
             continue
@@ -83,7 +83,10 @@ def plan_part(argv: list[str]) -> list[str]:
     return out
 
 
-PAIRS = [("breakpoint-master", "breakpoint-worker"), ("breakpoint-ci-master", "breakpoint-ci-worker")]
+PAIRS = [
+    ("breakpoint-master", "breakpoint-worker"),
+    ("breakpoint-ci-master", "breakpoint-ci-worker"),
+]
 
 
 def test_every_command_parses_with_the_real_cli() -> None:
@@ -99,7 +102,7 @@ def test_every_command_parses_with_the_real_cli() -> None:
 def test_master_service_and_workers_agree(master_name: str, worker_name: str) -> None:
     found = runs()
     master, master_pod, master_argv = found[master_name]
-    worker, worker_pod, worker_argv = found[worker_name]
+    worker, _, worker_argv = found[worker_name]
     assert "--master" in master_argv and "--worker" in worker_argv
     assert option(master_argv, "--master-bind") == "0.0.0.0"  # reachable from other pods
     port = int(option(master_argv, "--master-port") or 5557)

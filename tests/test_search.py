@@ -212,6 +212,25 @@ def test_generator_bound_step_ends_the_walk() -> None:
     assert [s.multiplier for s in steps] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 6.0]
 
 
+def test_generator_bound_top_level_is_retried_before_the_walk_ends() -> None:
+    """The ramp's last level, bound once, is run again: a bound run is no verdict."""
+    plan = Plan("open", BASE_RPS, max_multiplier=3)
+    flaky = {"bound": 1}
+
+    def oracle(m: float) -> StepResult:
+        bound = same_level(m, 3.0) and flaky["bound"] > 0
+        flaky["bound"] -= bound
+        return make_step(m, [make_seg("s0", 100.0, BASE_RPS * m)], bound=bound)
+
+    steps = simulate_results(plan, SLOS, oracle)
+    assert [(s.multiplier, s.generator.bound) for s in steps] == [
+        (1.0, False),
+        (2.0, False),
+        (3.0, True),
+        (3.0, False),
+    ]
+
+
 def test_never_breaking_target_walks_to_the_cap() -> None:
     """A flat target is walked up to max_multiplier and nothing is refined."""
     plan = Plan("open", BASE_RPS, max_multiplier=20)

@@ -191,3 +191,26 @@ def abort_reason(step: StepResult, limits: AbortLimits) -> str | None:
     if slow / count > 0.01:
         return f"p99 above {limits.p99_ms / 1000:g} s for {limits.for_s} s (abort limit)"
     return None
+
+
+def needs_cool_down(step: StepResult, in_flight: int) -> bool:
+    """After this step, pause arrivals until its requests drain (docs/design.md#window-membership):
+    the target could not keep up (saturated), or far more iterations are in flight than
+    Little's law expects (a queue is building; short windows cannot show saturation in their
+    throughput when iterations outlast the window). Either way its queue would spill into the
+    next step and make that step look worse than it is. One rule for single-process and
+    distributed runs (in_flight is then the workers' sum)."""
+    if system_saturation(step)[0]:
+        return True
+    expected = sum(
+        seg.offered_rps * (seg.mean_ms or 0.0) / 1000.0 for seg in step.segments.values()
+    )
+    return in_flight > 2 * expected + 10
+
+
+def cool_down_note(index: int) -> str:
+    """What the progress view says when arrivals pause after step `index` (0-based)."""
+    return (
+        f"step {index + 1}: the target could not keep up; arrivals paused until its requests "
+        "drain, so that its queue does not spill into the next step"
+    )

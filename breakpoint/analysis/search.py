@@ -65,7 +65,8 @@ class Search:
             return True
         levels = {n: measured_levels(done, n, slo) for n, slo in self.slos.items()}
         every_failed = all(any(not lv.passed for lv in lvs) for lvs in levels.values())
-        ran = [s.multiplier for s in done]
+        # As in _next_walk: a level whose only run was generator-bound has not been run yet.
+        ran = [s.multiplier for s in done if not s.generator.bound]
         remaining = [p for p in self.ramp if not any(same_level(p.multiplier, m) for m in ran)]
         return every_failed or not remaining
 

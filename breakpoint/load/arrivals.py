@@ -84,6 +84,20 @@ class ArrivalScheduler:
     def backlog(self, segment: str) -> int:
         return self.queues[segment].qsize()
 
+    def rates(self) -> dict[str, float]:
+        """The current arrival rate of each segment (per second)."""
+        out, before = {}, 0.0
+        for name, edge in zip(self._names, self._cumulative, strict=True):
+            out[name] = self._rate * (edge - before)
+            before = edge
+        return out
+
+    def backlogged(self) -> bool:
+        """Arrivals are queueing for want of free virtual users: more than half a second of a
+        segment's arrivals (and more than 5) wait. The pool should grow (Controller), on one
+        process or on each worker of a distributed run alike."""
+        return any(self.backlog(name) > max(5.0, rate * 0.5) for name, rate in self.rates().items())
+
     def drop_backlog(self) -> dict[str, int]:
         """Empty the queues (at the end of the run); returns how many tickets were left."""
         left = {}

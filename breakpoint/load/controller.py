@@ -122,6 +122,7 @@ class Controller(LoadTestShape):
         on_step_closed: Callable[[StepResult], None],
         on_step_started: Callable[[ActiveStep], None] | None = None,
         max_users: int = 20_000,
+        processes: int = 1,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
@@ -135,6 +136,9 @@ class Controller(LoadTestShape):
         self.on_step_closed = on_step_closed
         self.on_step_started = on_step_started
         self.max_users = max_users
+        # Locust processes that run users (the workers of a distributed run): each needs its
+        # own spare users, as one process does (docs/design.md#distributed-runs).
+        self.processes = processes
         self.clock = clock
         self.done: list[StepResult] = []
         self.active: ActiveStep | None = None
@@ -258,7 +262,8 @@ class Controller(LoadTestShape):
     def _pool_for(self, load: float) -> int:
         needed = 0.0
         for name, share in self.shares.items():
-            segment_pool = load * share * self.busy_s[name] * POOL_HEADROOM + POOL_MIN_PER_SEGMENT
+            busy = load * share * self.busy_s[name] * POOL_HEADROOM
+            segment_pool = busy + POOL_MIN_PER_SEGMENT * self.processes
             # The dispatcher splits users by pool weight: scale so this segment gets its pool.
             needed = max(needed, segment_pool / self.pool_fraction[name])
         return int(min(self.max_users, math.ceil(needed)))

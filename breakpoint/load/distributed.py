@@ -11,8 +11,10 @@ from typing import Any
 
 import gevent
 
+from breakpoint.analysis.criteria import cool_down_note, needs_cool_down
 from breakpoint.load.arrivals import ArrivalScheduler
 from breakpoint.load.recorder import Recorder, stragglers_matter
+from breakpoint.load.vitals import RemoteVitals
 from breakpoint.plan.steps import PlannedStep
 from breakpoint.results import StepResult, group_records, merge_steps
 
@@ -66,11 +68,26 @@ class RemoteSteps:
         self._load = 0.0
         self._index: int | None = None
         self._sent_counts: dict[str, dict[str, int]] = {}
+        self._cooling: set[int] = set()
+        self._ever_had_workers = False
+        self.vitals = RemoteVitals()
 
     def attach(self, runner: Any) -> None:
         self.runner = runner
         runner.register_message(MSG_PROVISIONAL, self._on_provisional)
         runner.register_message(MSG_FINAL, self._on_final)
+        self.vitals.attach(runner, lambda: set(_active_worker_ids(runner)))
+
+    def workers_gone(self) -> str | None:
+        """Why the run cannot go on: every worker that joined is gone (None while any is up)."""
+        if self.runner is None:
+            return None
+        if _active_worker_ids(self.runner):
+            self._ever_had_workers = True
+            return None
+        if not self._ever_had_workers:
+            return None
+        return "every worker was lost (none is connected to the master any more)"
 
     # StepSource ------------------------------------------------------------------------------
     def open(self, index: int, planned: PlannedStep, load: float, now: float) -> None:
@@ -112,11 +129,28 @@ class RemoteSteps:
         waiting = self._alive(index) - set(got)
         if waiting and now - self._closed_at[index] < COLLECT_TIMEOUT_S:
             return None
+        if index in self._cooling:
+            return self._merged_final.get(index)
+        merged = self._merge(index, got)
+        if needs_cool_down(merged, self._flying(index)):
+            # As on one process (LocalSteps.close): the target could not keep up; pause every
+            # worker's arrivals until this step's requests drain, then decide on the finals.
+            self.stop_arrivals()
+            self._cooling.add(index)
+            self.say(cool_down_note(index))
+            return self._merged_final.get(index)
         if self._stragglers(index):
             # Slow requests of this window are still running on the workers: decide on the
             # final results (delivered by _await_final once they finish or the drain ends).
             return self._merged_final.get(index)
-        return self._merge(index, got)
+        return merged
+
+    def _flying(self, index: int) -> int:
+        return sum(
+            flying
+            for counts in self._in_flight.get(index, {}).values()
+            for flying, _ in counts.values()
+        )
 
     def _stragglers(self, index: int) -> bool:
         totals: dict[str, list[int]] = {}
@@ -131,7 +165,7 @@ class RemoteSteps:
         # Called every tick during a step: keep each worker's arrival rates matched to the users
         # it actually runs (the dispatcher may put a whole segment on one worker).
         self._rebalance()
-        return False  # each worker sizes its own pool share; the master cannot see their queues
+        return self.vitals.backlogged()  # a worker's arrivals queue: grow the pool
 
     def set_shares(self, shares: dict[str, float]) -> None:
         self.shares = dict(shares)
@@ -242,6 +276,7 @@ class WorkerAgent:
         self.seed = seed
         self.drain_timeout_s = drain_timeout_s
         self._seeded = False
+        self.current: int | None = None  # the window of the step being measured
         runner.register_message(MSG_STEP, self._on_step)
         runner.register_message(MSG_CLOSE, self._on_close)
         runner.register_message(MSG_STOP_ARRIVALS, self._on_stop_arrivals)
@@ -250,6 +285,7 @@ class WorkerAgent:
     def _on_step(self, environment: Any, msg: Any, **_: Any) -> None:
         d = msg.data
         self.collect_garbage(int(d["index"]) == 0)  # everything before the first step only
+        self.current = int(d["index"])
         self.recorder.open_step(
             int(d["index"]),
             float(d["multiplier"]),

@@ -29,8 +29,10 @@ def _p99(values: list[float]) -> float:
 
 
 # An arrival that waited longer than this for a free virtual user was sent late by the
-# generator; when more than USER_WAIT_SHARE of a window's arrivals did, the pool of users (or
-# --max-users) was too small: a generator fault, not the target's latency.
+# generator; when more than USER_WAIT_SHARE of a window's arrivals (and more than one) did, the
+# pool of users (or --max-users) was too small: a generator fault, not the target's latency.
+# (One late arrival is a pause, not a pool too small: a worker's window of a distributed run
+# may hold only a few dozen arrivals.)
 USER_WAIT_LATE_S = 0.05
 USER_WAIT_SHARE = 0.01
 
@@ -74,7 +76,7 @@ def summarise_health(
             f"{late} of {arrivals} arrivals waited for a free virtual user with the pool at its "
             "cap (raise --max-users, or the open-files limit)"
         )
-    elif arrivals and late > USER_WAIT_SHARE * arrivals and not target_saturated:
+    elif arrivals and late > max(1.0, USER_WAIT_SHARE * arrivals) and not target_saturated:
         reasons.append(
             f"{late} of {arrivals} arrivals waited over {USER_WAIT_LATE_S * 1000:.0f} ms for a "
             "free virtual user (the pool of users was too small; raise --max-users)"

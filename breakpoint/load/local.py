@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import gevent
 
-from breakpoint.analysis.criteria import system_saturation
+from breakpoint.analysis.criteria import cool_down_note, needs_cool_down
 from breakpoint.load.arrivals import ArrivalScheduler
 from breakpoint.load.recorder import Recorder, stragglers_matter
 from breakpoint.plan.steps import PlannedStep
@@ -28,7 +28,9 @@ class LocalSteps:
         shares: dict[str, float],
         on_final: Callable[[StepResult], None],
         drain_timeout_s: float = 15.0,
+        say: Callable[[str], None] = lambda line: None,
     ) -> None:
+        self.say = say
         self.recorder = recorder
         self.scheduler = scheduler
         self.shares = shares
@@ -59,12 +61,13 @@ class LocalSteps:
         gevent.spawn(self._finalise, index, partial)
         provisional = self.recorder.result(index, final=False)
         self._provisional[index] = provisional
-        if _overloaded(provisional) or _backlogged(provisional, self.recorder.in_flight(index)):
+        if needs_cool_down(provisional, self.recorder.in_flight(index)):
             # The target could not keep up: its queue would spill into the next step and make
             # it look worse than it is. Pause arrivals until this step's requests have drained
             # (then the decision uses the final measurements too).
             self.stop_arrivals()
             self._cooling.add(index)
+            self.say(cool_down_note(index))
         elif stragglers_matter(self.recorder.in_flight_by_segment(index)):
             # Slow requests of this window are still running: the load stays at this level
             # (arrivals now belong to no window) until they finish, then the search decides.
@@ -79,10 +82,7 @@ class LocalSteps:
     def backlogged(self, load: float) -> bool:
         if self.scheduler is None:
             return False
-        waiting = any(
-            self.scheduler.backlog(name) > max(5.0, load * share * 0.5)
-            for name, share in self.shares.items()
-        )
+        waiting = self.scheduler.backlogged()
         if waiting and self.user_count() >= self.max_users:
             self.recorder.pool_capped()
         return waiting
@@ -125,19 +125,3 @@ def collect_garbage_now(everything: bool = False) -> None:
     else:
         gc.collect(1)
     gc.freeze()
-
-
-def _overloaded(step: StepResult) -> bool:
-    return system_saturation(step)[0]
-
-
-def _backlogged(step: StepResult, in_flight: int) -> bool:
-    """Far more iterations in flight than Little's law expects: a queue is building up.
-
-    Short windows cannot show saturation in their throughput when iterations last longer than
-    the window, but the queue left behind would still spill into the next step.
-    """
-    expected = sum(
-        seg.offered_rps * (seg.mean_ms or 0.0) / 1000.0 for seg in step.segments.values()
-    )
-    return in_flight > 2 * expected + 10

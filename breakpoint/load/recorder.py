@@ -287,6 +287,10 @@ class Recorder(IterationHooks):
         counts[1] += failed
         counts[2] += slow
 
+    def recent_rows(self) -> dict[int, list[int]]:
+        """(requests, errors, slow) per wall-clock second, the last RECENT_KEEP_S seconds."""
+        return {second: list(row) for second, row in self._recent.items()}
+
     def recent_totals(self, for_s: int, settle_s: int) -> tuple[int, int, int]:
         """(requests, errors, slow) completed in the last `for_s` whole seconds of wall time,
         leaving out the newest `settle_s` (still filling), across step boundaries."""

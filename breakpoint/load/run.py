@@ -54,6 +54,10 @@ class RunFailedError(BreakpointError):
         self.path = path
 
 
+class WorkersLostError(BreakpointError):
+    """Every worker of a distributed run is gone; the steps measured before are kept."""
+
+
 class RunInterrupted(Exception):  # noqa: N818 - a signal, not an error
     """The run was stopped by a signal; its folder holds every step measured so far."""
 
@@ -89,6 +93,7 @@ class _Run:
         self.settings = settings
         self.view = view
         self.seg = segments_of(settings)
+        self.processes = max(1, settings.workers or settings.expect_workers)  # running users
         self.writer = RunWriter(settings.out_dir, settings.label, run_info(settings, self.seg))
         self.slos = {p.name: p.slo for p in self.seg.profiles}
         self.closed: list[StepResult] = []
@@ -107,7 +112,9 @@ class _Run:
             pool_weights=self.seg.pool_weights,
             on_step_closed=self._on_step_closed,
             on_step_started=self._on_step_started,
-            max_users=settings.max_users,
+            # --max-users is per process: the master's total is that times the workers.
+            max_users=settings.max_users * self.processes,
+            processes=self.processes,
         )
         self.runner: Any = None
         self.worker_procs: list[subprocess.Popen[bytes]] = []
@@ -131,7 +138,12 @@ class _Run:
                 seg.shares, seed=settings.plan.seed, on_issue=self.recorder.iteration_offered
             )
         return LocalSteps(
-            self.recorder, self.scheduler, seg.shares, self._on_final, drain_timeout_s=self.drain
+            self.recorder,
+            self.scheduler,
+            seg.shares,
+            self._on_final,
+            drain_timeout_s=self.drain,
+            say=self.view.info,
         )
 
     # -- the controller's and the source's callbacks -------------------------------------------
@@ -223,6 +235,8 @@ class _Run:
             while not self.controller.finished and not self.stopping_now:
                 gevent.sleep(0.2)
                 check_workers(self.worker_procs, self.view.warn)
+                if self._workers_gone():
+                    break
             # Let in-flight requests of the last steps drain before stopping the users.
             grace_until = time.time() + self.drain + 6
             while self.source.pending() and time.time() < grace_until and not self.stopping_now:
@@ -239,21 +253,47 @@ class _Run:
 
     def _start_watchers(self) -> list[Any]:
         """Health samplers and the once-a-second watch (in this process's users only)."""
-        settings = self.settings
-        if settings.distributed:
-            return []
-        watchers = start_samplers(self.recorder, self.scheduler)
+        settings, source = self.settings, self.source
         # Emulated requests end (or time out) within their profile's timeout: silence for
         # twice the longest timeout cannot be a slow client.
         hang_s = settings.hang_s
         if settings.emulate:
             hang_s = max(hang_s, 2 * max(p.network.timeout_s for p in self.seg.profiles))
+        if isinstance(source, RemoteSteps):
+            # The same rules on the workers' summed vital signs (load/vitals.py).
+            watch = gevent.spawn(
+                watch_run,
+                self.view,
+                self.controller,
+                source.vitals,
+                settings.abort,
+                hang_s,
+            )
+            return [watch]
+        watchers = start_samplers(self.recorder, self.scheduler)
         watchers.append(
             gevent.spawn(
-                watch_run, self.view, self.controller, self.recorder, settings.abort, hang_s
+                watch_run,
+                self.view,
+                self.controller,
+                self.recorder,
+                settings.abort,
+                hang_s,
+                snapshot=lambda index: self.recorder.result(index, final=False),
             )
         )
         return watchers
+
+    def _workers_gone(self) -> bool:
+        """Every worker of a distributed run is gone (Locust's master stops its shape then):
+        end the run as failed, keeping every step already measured."""
+        gone = self.source.workers_gone() if isinstance(self.source, RemoteSteps) else None
+        if gone is None:
+            return False
+        self.view.warn(f"stopping the run: {gone}")
+        self.controller.failure = self.controller.failure or WorkersLostError(gone)
+        self.controller.request_stop(f"failed: {gone}")
+        return True
 
     def _write_ending(self) -> None:
         """Finalise steps whose drain was cut short, and record how the run ended."""

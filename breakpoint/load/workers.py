@@ -25,6 +25,7 @@ from breakpoint.load.process import quiet_locust
 from breakpoint.load.recorder import Recorder
 from breakpoint.load.samplers import start_samplers
 from breakpoint.load.settings import RunSettings, drain_s, segments_of, user_classes
+from breakpoint.load.vitals import WorkerVitals
 
 WORKER_CONNECT_TIMEOUT_S = 60.0
 
@@ -38,7 +39,7 @@ def run_worker(
     quiet_locust()
     plan = settings.plan
     seg = segments_of(settings)
-    recorder = Recorder(seg.names)
+    recorder = Recorder(seg.names, slow_ms=settings.abort.p99_ms)
     scheduler = (
         ArrivalScheduler(seg.shares, seed=plan.seed, on_issue=recorder.iteration_offered)
         if plan.model == "open"
@@ -50,7 +51,7 @@ def run_worker(
     )
     env.events.request.add_listener(recorder.on_request)
     runner = env.create_worker_runner(master_host, master_port)
-    WorkerAgent(
+    agent = WorkerAgent(
         runner,
         recorder,
         scheduler,
@@ -60,6 +61,14 @@ def run_worker(
         guard=guard,
     )
     samplers = start_samplers(recorder, scheduler)
+    vitals = WorkerVitals(
+        runner,
+        recorder,
+        scheduler,
+        max_users=settings.max_users,
+        current_window=lambda: agent.current,
+    )
+    samplers.append(gevent.spawn(vitals.run))
     say(f"worker connected to {master_host}:{master_port}")
     try:
         runner.greenlet.join()
