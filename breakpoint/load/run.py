@@ -185,7 +185,14 @@ class _Run:
         hooks = IterationHooks() if isinstance(source, RemoteSteps) else self.recorder
         guard = None if isinstance(source, RemoteSteps) else self.guard
         classes = user_classes(settings, self.seg, hooks, self.scheduler, guard)
-        env = Environment(user_classes=classes, shape_class=self.controller, host=settings.host)
+        env = Environment(
+            user_classes=classes,
+            shape_class=self.controller,
+            host=settings.host,
+            tags=None if settings.tags is None else list(settings.tags),
+            exclude_tags=None if settings.exclude_tags is None else list(settings.exclude_tags),
+            parsed_options=settings.locust_options(self.seg.scenario),
+        )
         if isinstance(source, RemoteSteps):
             self.runner = env.create_master_runner(settings.master_bind, settings.master_port)
             source.attach(self.runner)

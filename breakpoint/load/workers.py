@@ -46,7 +46,11 @@ def run_worker(
     )
     guard = HostGuard(settings.host, settings.allow_hosts)
     env = Environment(
-        user_classes=user_classes(settings, seg, recorder, scheduler, guard), host=settings.host
+        user_classes=user_classes(settings, seg, recorder, scheduler, guard),
+        host=settings.host,
+        tags=None if settings.tags is None else list(settings.tags),
+        exclude_tags=None if settings.exclude_tags is None else list(settings.exclude_tags),
+        parsed_options=settings.locust_options(seg.scenario),
     )
     env.events.request.add_listener(recorder.on_request)
     runner = env.create_worker_runner(master_host, master_port)
