@@ -234,7 +234,7 @@ def run(
     check_target(host)
     from breakpoint.analysis.criteria import AbortLimits
     from breakpoint.analysis.search import Search
-    from breakpoint.load.run import RunInterrupted, execute
+    from breakpoint.load.run import RunInterrupted, ScenarioFailedError, execute
     from breakpoint.load.settings import RunSettings
     from breakpoint.load.workers import run_worker
     from breakpoint.output.live import make_progress
@@ -275,6 +275,10 @@ def run(
             with make_progress() as view:
                 search = Search.for_profiles(this.plan, this.profiles, emulate=this.emulate)
                 run_dir = execute(this, search, progress=view)
+        except ScenarioFailedError as failed:
+            # The steps measured while the scenario worked are reported; then the error.
+            publish_or_say(failed.path)
+            raise
         except RunInterrupted as stopped:
             publish_or_say(stopped.path)
             raise SystemExit(int(ExitStatus.INTERRUPTED)) from None

@@ -22,7 +22,8 @@ from breakpoint.errors import BreakpointError
 from breakpoint.load.arrivals import ArrivalScheduler
 from breakpoint.load.controller import ActiveStep, Controller, Policy
 from breakpoint.load.distributed import RemoteSteps
-from breakpoint.load.guard import HostGuard
+from breakpoint.load.crashes import ScenarioCrashes
+from breakpoint.load.guard import HostGuard, guarding_sessions
 from breakpoint.load.local import LocalSteps
 from breakpoint.load.process import quiet_locust
 from breakpoint.load.progress import SayProgress
@@ -30,7 +31,7 @@ from breakpoint.load.provenance import run_info
 from breakpoint.load.recorder import Recorder
 from breakpoint.load.samplers import start_samplers, watch_run
 from breakpoint.load.settings import RunSettings, drain_s, segments_of, user_classes
-from breakpoint.load.users import IterationHooks
+from breakpoint.load.users import IterationHooks, measured_requests
 from breakpoint.load.workers import (
     check_workers,
     spawn_local_workers,
@@ -50,6 +51,17 @@ class RunFailedError(BreakpointError):
         super().__init__(
             f"the run failed ({type(cause).__name__}: {cause}); the steps measured "
             f"so far are in {path} (`breakpoint report {path}` renders them)"
+        )
+        self.path = path
+
+
+class ScenarioFailedError(BreakpointError):
+    """The scenario's own code kept raising: the run stopped; its folder keeps every step."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"{reason}; a failing scenario measures nothing of the target, so the run stopped "
+            f"(fix the scenario and run again; the steps measured so far are in {path})"
         )
         self.path = path
 
@@ -77,8 +89,9 @@ def execute(
     view: Progress = progress if progress is not None else SayProgress(say)
     quiet_locust()
     run = _Run(settings, policy, view)
-    run.connect()
-    run.drive()
+    with guarding_sessions(run.guard):
+        run.connect()
+        run.drive()
     return run.outcome()
 
 
@@ -96,6 +109,8 @@ class _Run:
         self.recorder = Recorder(self.seg.names, slow_ms=settings.abort.p99_ms)
         self.drain = drain_s(self.seg.profiles, emulate=settings.emulate)
         self.guard = HostGuard(settings.host, settings.allow_hosts)
+        self.crashes = ScenarioCrashes(settings.scenario)
+        self.not_emulated: set[str] = set()
         self.scheduler: ArrivalScheduler | None = None
         self.source: LocalSteps | RemoteSteps = self._source()
         self.controller = Controller(
@@ -151,6 +166,7 @@ class _Run:
         self.closed.append(result)
 
     def _on_step_started(self, step: ActiveStep) -> None:
+        self.crashes.step = step.index
         self.view.step_started(
             index=step.index,
             multiplier=step.planned.multiplier,
@@ -184,7 +200,16 @@ class _Run:
         settings, source = self.settings, self.source
         hooks = IterationHooks() if isinstance(source, RemoteSteps) else self.recorder
         guard = None if isinstance(source, RemoteSteps) else self.guard
-        classes = user_classes(settings, self.seg, hooks, self.scheduler, guard)
+        local = not isinstance(source, RemoteSteps)
+        classes = user_classes(
+            settings,
+            self.seg,
+            hooks,
+            self.scheduler,
+            guard,
+            crashes=self.crashes if local else None,
+            not_emulated=self.not_emulated if settings.emulate else None,
+        )
         env = Environment(
             user_classes=classes,
             shape_class=self.controller,
@@ -207,7 +232,8 @@ class _Run:
                 self.view.info,
             )
         else:
-            env.events.request.add_listener(self.recorder.on_request)
+            env.events.request.add_listener(measured_requests(self.recorder.on_request, self.guard))
+            env.events.user_error.add_listener(self.crashes.on_user_error)
             runner = self.runner = env.create_local_runner()
             source.max_users = settings.max_users
             source.user_count = lambda: int(runner.user_count)
@@ -260,7 +286,19 @@ class _Run:
                 watch_run, self.view, self.controller, self.recorder, settings.abort, hang_s
             )
         )
+        watchers.append(gevent.spawn(self._watch_scenario))
         return watchers
+
+    def _watch_scenario(self) -> None:
+        """Stop the run when the scenario's own code keeps raising (crashes.py)."""
+        while not self.controller.finished:
+            gevent.sleep(0.5)
+            reason = self.crashes.failing()
+            if reason is not None and self.controller.stop_reason is None:
+                self.crashes.stopped_at(self.crashes.step)
+                self.view.warn(f"scenario failed: {reason}")
+                self.controller.request_stop(f"scenario failed: {reason}")
+                return
 
     def _write_ending(self) -> None:
         """Finalise steps whose drain was cut short, and record how the run ended."""
@@ -274,6 +312,9 @@ class _Run:
         self.view.run_finished(status=status, run_dir=writer.path)
         writer.update(
             blocked_hosts=_blocked(self.guard, self.source),
+            reached_hosts=dict(self.guard.reached),
+            scenario_errors=self.crashes.as_dict(),
+            not_emulated=sorted(self.not_emulated),
             measurement={
                 "dropped_outside": recorder.dropped_outside,
                 "warmup_requests": recorder.warmup_requests,
@@ -288,7 +329,7 @@ class _Run:
 
     def _status(self) -> str:
         reason = self.controller.stop_reason or ""
-        if self.controller.failure is not None:
+        if self.controller.failure is not None or reason.startswith("scenario failed"):
             return "failed"
         if reason.startswith("aborted"):
             return "aborted"
@@ -301,6 +342,9 @@ class _Run:
         path = self.writer.path
         if self.controller.failure is not None:
             raise RunFailedError(path, self.controller.failure) from self.controller.failure
+        reason = self.controller.stop_reason or ""
+        if reason.startswith("scenario failed"):
+            raise ScenarioFailedError(path, reason)
         if self.stopping_now:
             raise KeyboardInterrupt
         if (self.controller.stop_reason or "").startswith("interrupted"):

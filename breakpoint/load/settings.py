@@ -12,6 +12,7 @@ from typing import Any
 
 from breakpoint.analysis.criteria import AbortLimits
 from breakpoint.load.arrivals import ArrivalScheduler
+from breakpoint.load.crashes import ScenarioCrashes
 from breakpoint.load.guard import HostGuard
 from breakpoint.load.scenario import Scenario, load_scenario
 from breakpoint.load.users import IterationHooks, UserWiring, wrap_user_classes
@@ -156,9 +157,13 @@ def user_classes(
     hooks: IterationHooks,
     scheduler: ArrivalScheduler | None,
     guard: HostGuard | None = None,
+    crashes: ScenarioCrashes | None = None,
+    not_emulated: set[str] | None = None,
 ) -> list[type]:
     """The scenario's user classes wrapped once per segment (users.wrap_user_classes)."""
     wiring = UserWiring(
+        crashes=crashes,
+        not_emulated=not_emulated,
         model=settings.plan.model,
         hooks=hooks,
         scheduler=scheduler,
