@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from breakpoint.load.guard import BlockedHostError
-from breakpoint.load.scenario import scenario_line
+from breakpoint.load.scenario import scenario_frame
 
 # Stop when at least MIN_ERRORS exceptions in the last HORIZON_S seconds are at least SHARE of
 # the iterations that ended meanwhile (an exception ends its iteration too). A scenario that
@@ -64,8 +64,8 @@ class ScenarioCrashes:
         if self.step is not None:
             self.by_step[self.step] = self.by_step.get(self.step, 0) + 1
         if cls_name not in self._first:
-            line = scenario_line(self.path, tb) if tb is not None else None
-            at = f"{self.path.name}:{line}" if line else self.path.name
+            frame = scenario_frame(self.path, tb) if tb is not None else None
+            at = f"{Path(frame[0]).name}:{frame[1]}" if frame else self.path.name
             self._first[cls_name] = f"{cls_name} raised {type(exc).__name__}: {exc} in {where} ({at})"
 
     def on_user_error(self, user_instance: Any, exception: BaseException, tb: Any, **_: Any) -> None:

@@ -81,11 +81,19 @@ def _import(path: Path, fingerprint: str) -> tuple[ModuleType, tuple[Callable[..
 def scenario_line(path: Path, tb: Any) -> int | None:
     """The scenario's own line in a traceback: the deepest frame in the scenario file, else
     the deepest frame."""
+    where = scenario_frame(path, tb)
+    return where[1] if where else None
+
+
+def scenario_frame(path: Path, tb: Any) -> tuple[str, int | None] | None:
+    """(file, line) of the deepest frame in the scenario file; else of the deepest frame."""
     frames = traceback.extract_tb(tb)
     if not frames:
         return None
-    own = [f for f in frames if Path(f.filename).resolve() == path.resolve()]
-    return (own[-1] if own else frames[-1]).lineno
+    resolved = path.resolve()
+    own = [f for f in frames if Path(f.filename).resolve() == resolved]
+    frame = own[-1] if own else frames[-1]
+    return frame.filename, frame.lineno
 
 
 def load_scenario(path: Path, names: Sequence[str] = ()) -> Scenario:
