@@ -46,7 +46,8 @@ def test_classes_are_picked_by_name_in_the_order_given() -> None:
 @pytest.mark.parametrize(
     ("names", "message"),
     [
-        (["Nope"], r"no user class named Nope \(the file defines: Base, MarkovUser, NotThisOne, RpcUser\)"),
+        (["Nope"], r"no user class named Nope \(the file defines: Base, MarkovUser, NotThisOne, "
+                   r"RpcUser\)"),
         (["Base"], r"user class Base has no @task"),
     ],
 )  # fmt: skip
@@ -67,14 +68,13 @@ def test_a_scenario_option_reaches_parsed_options_with_its_type() -> None:
 @pytest.mark.parametrize(
     ("pairs", "message"),
     [
-        ([("colour", "red")], r"--scenario-opt colour: plain_users.py adds no such option \(its options: --shop-id\)"),
-        ([("num-users", "3")], r"adds no such option"),  # Locust's own options are not the scenario's
+        ([("colour", "red")], r"--scenario-opt colour: plain_users.py adds no such option "
+                              r"\(its options: --shop-id\)"),
+        ([("num-users", "3")], r"adds no such option"),  # Locust's own are not the scenario's
         ([("shop-id", "seven")], r"--scenario-opt: .*invalid int value: 'seven'"),
     ],
 )  # fmt: skip
-def test_a_bad_scenario_option_is_a_usage_error(
-    pairs: list[tuple[str, str]], message: str
-) -> None:
+def test_a_bad_scenario_option_is_a_usage_error(pairs: list[tuple[str, str]], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parsed_options(load_scenario(PLAIN), pairs, host="http://h:1")
 
@@ -111,7 +111,7 @@ def test_run_settings_come_from_breakpoint_toml_or_pyproject(
 ) -> None:
     """Keys are checked before anything runs: a mistake names the file and the key, exit 2."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "pyproject.toml").write_text('[tool.breakpoint]\nbaseline-rsp = 3\n')
+    (tmp_path / "pyproject.toml").write_text("[tool.breakpoint]\nbaseline-rsp = 3\n")
     assert main(["run", str(PLAIN)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
@@ -207,4 +207,8 @@ def test_a_constructor_that_raises_is_counted_and_its_user_is_inert(tmp_path: Pa
     for _ in range(2):
         cls(Environment(user_classes=[cls]))
     reason = crashes.failing()
-    assert reason is not None and "NameError" in reason and "its constructor (locustfile.py:7)" in reason
+    assert (
+        reason is not None
+        and "NameError" in reason
+        and "its constructor (locustfile.py:7)" in reason
+    )

@@ -45,12 +45,12 @@ def defaults_for(command: click.Command, folder: Path) -> dict[str, Any]:
     if found is None:
         return {}
     path, table = found
-    params: dict[str, click.Parameter] = {}
-    for param in command.params:
-        if isinstance(param, click.Option):
-            for opt in param.opts:
+    params: dict[str, click.Option] = {}
+    for declared in command.params:
+        if isinstance(declared, click.Option):
+            for opt in declared.opts:
                 if opt.startswith("--"):
-                    params[opt[2:]] = param
+                    params[opt[2:]] = declared
     defaults: dict[str, Any] = {}
     for key, value in table.items():
         param = params.get(str(key).replace("_", "-"))
@@ -61,15 +61,13 @@ def defaults_for(command: click.Command, folder: Path) -> dict[str, Any]:
                 source=str(path),
                 field=str(key),
             )
-        if param.multiple and not isinstance(value, list):
-            value = [value]
+        values = value if isinstance(value, list) else [value]
         try:
-            values = value if param.multiple else [value]
             for v in values:
                 param.type.convert(v, param, None)
         except click.BadParameter as exc:
             raise ConfigError(
                 f"{exc.message} (as for --{key.replace('_', '-')})", source=str(path), field=key
             ) from None
-        defaults[param.name] = value
+        defaults[param.name] = values if param.multiple else value
     return defaults

@@ -101,9 +101,7 @@ def resolve_host(given: str | None, class_hosts: Collection[str], scenario: str)
     if len(hosts) == 1:
         return hosts[0]
     if not hosts:
-        raise UsageError(
-            f"{scenario}: no user class sets `host`: give the target with --host URL"
-        )
+        raise UsageError(f"{scenario}: no user class sets `host`: give the target with --host URL")
     raise UsageError(
         f"{scenario}: the user classes set different hosts ({', '.join(hosts)}): "
         "choose the target with --host URL"

@@ -66,9 +66,13 @@ class ScenarioCrashes:
         if cls_name not in self._first:
             frame = scenario_frame(self.path, tb) if tb is not None else None
             at = f"{Path(frame[0]).name}:{frame[1]}" if frame else self.path.name
-            self._first[cls_name] = f"{cls_name} raised {type(exc).__name__}: {exc} in {where} ({at})"
+            self._first[cls_name] = (
+                f"{cls_name} raised {type(exc).__name__}: {exc} in {where} ({at})"
+            )
 
-    def on_user_error(self, user_instance: Any, exception: BaseException, tb: Any, **_: Any) -> None:
+    def on_user_error(
+        self, user_instance: Any, exception: BaseException, tb: Any, **_: Any
+    ) -> None:
         """Locust's user_error event (tasks and on_start); user_instance may be a TaskSet."""
         user = getattr(user_instance, "user", user_instance)
         name = getattr(type(user), "bp_class_name", type(user).__name__)
@@ -100,4 +104,3 @@ class ScenarioCrashes:
             "failed_steps": sorted(self.failed_steps),
             "first": list(self._first.values()),
         }
-

@@ -120,7 +120,7 @@ def guarding_sessions(guard: HostGuard) -> Iterator[None]:
         guard.check(request.url)
         return urlopen(agent, request)
 
-    requests.Session.send = guarded_send  # type: ignore[method-assign]
+    requests.Session.send = guarded_send  # type: ignore[method-assign,assignment]
     LocustUserAgent._urlopen = guarded_urlopen  # type: ignore[method-assign]
     try:
         yield

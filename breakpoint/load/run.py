@@ -21,8 +21,8 @@ from breakpoint.analysis.criteria import judge_step
 from breakpoint.errors import BreakpointError
 from breakpoint.load.arrivals import ArrivalScheduler
 from breakpoint.load.controller import ActiveStep, Controller, Policy
-from breakpoint.load.distributed import RemoteSteps
 from breakpoint.load.crashes import ScenarioCrashes
+from breakpoint.load.distributed import RemoteSteps
 from breakpoint.load.guard import HostGuard, guarding_sessions
 from breakpoint.load.local import LocalSteps
 from breakpoint.load.process import quiet_locust

@@ -34,7 +34,7 @@ class Scenario:
     @property
     def hosts(self) -> set[str]:
         """The `host` the chosen classes set (empty when none does)."""
-        return {c.host for c in self.user_classes if getattr(c, "host", None)}
+        return {str(getattr(c, "host", "")) for c in self.user_classes if getattr(c, "host", None)}
 
 
 # A file is imported once per process: a second import would register its event listeners
@@ -113,7 +113,9 @@ def load_scenario(path: Path, names: Sequence[str] = ()) -> Scenario:
     found = {
         obj.__name__: obj
         for obj in own
-        if issubclass(obj, User) and obj is not User and not getattr(obj, "abstract", False)
+        if issubclass(obj, User)
+        and obj is not User
+        and not getattr(obj, "abstract", False)
         # Classes defined in the file, and classes it imports and picks by name.
         and (obj.__module__ == module.__name__ or obj.__name__ in names)
     }

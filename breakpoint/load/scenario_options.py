@@ -79,12 +79,11 @@ def check_tags(
         return
     want, drop = set(tags or ()), set(exclude_tags or ())
     for cls in scenario.user_classes:
-        kept = []
-        for task in cls.tasks:
+        kept: list[Any] = []
+        for task in getattr(cls, "tasks", ()):
             names = getattr(task, "locust_tag_set", None)
-            if hasattr(task, "tasks"):
-                kept.append(task)
-            elif (not want or (names and names & want)) and not (names and names & drop):
+            wanted = not want or bool(names and names & want)
+            if hasattr(task, "tasks") or (wanted and not (names and names & drop)):
                 kept.append(task)
         if not kept:
             raise UsageError(

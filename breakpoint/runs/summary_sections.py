@@ -37,7 +37,8 @@ def run_warnings(info: Mapping[str, Any]) -> list[dict[str, Any]]:
             _warning(
                 "reached_hosts",
                 "the scenario's own client reported requests to hosts other than the target; "
-                f"they were sent (the guard cannot stop a custom client) and not measured: {listed}",
+                "they were sent (the guard cannot stop a custom client) and not measured: "
+                f"{listed}",
             )
         )
     not_emulated = info.get("not_emulated") or []

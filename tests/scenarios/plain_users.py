@@ -65,7 +65,8 @@ class Base(User):
 
     def on_start(self):
         with open(SEEN, "a") as out:
-            out.write(f"{type(self).__name__.split('@')[0]} shop={self.environment.parsed_options.shop_id}\n")
+            name = type(self).__name__.split("@")[0]
+            out.write(f"{name} shop={self.environment.parsed_options.shop_id}\n")
 
 
 class RpcUser(Base):
@@ -88,7 +89,7 @@ class Browse(MarkovTaskSet):
 
 class MarkovUser(Base):
     wait_time = between(0.05, 0.1)
-    tasks = [Browse]
+    tasks = [Browse]  # noqa: RUF012 - as Locust's documentation writes it
 
 
 class NotThisOne(HttpUser):
