@@ -103,3 +103,20 @@ def test_a_scenario_that_raises_stops_the_run_with_exit_1(
     for segment in summary["segments"]:
         assert segment["break"]["label"] not in ("bracketed", "extrapolated")
     assert os.path.isfile(run_dir / "report.html")
+
+
+def test_a_scenario_that_raises_on_a_worker_stops_the_distributed_run(
+    demo_target: TargetProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same failing scenario on a local worker process: the master stops the run, exit 1."""
+    code = main(
+        ["run", str(SCENARIOS / "raising.py"), "--host", demo_target.url, "--workers", "1",
+         "--baseline-rps", "20", "--max-multiplier", "3", "--no-emulation", "--out", str(tmp_path),
+         *QUICK]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    error = err.strip().splitlines()[-1]
+    assert "Crasher raised AttributeError" in error and "raising.py:10" in error
+    info = json.loads((_run_dir(out) / "run.json").read_text())
+    assert info["status"] == "failed" and info["scenario_errors"]["total"] >= 3

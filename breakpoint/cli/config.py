@@ -1,7 +1,8 @@
 """Settings for `breakpoint run` from a file, as Locust reads its own: `breakpoint.toml`, or the
 `[tool.breakpoint]` table of `pyproject.toml`, in the current directory. Keys are the long
 option names (`baseline-rps = 30`, `profiles = "desktop-broadband"`, `allow-host = [...]`,
-`locustfile = "scenarios/shop.py"`); flags on the command line win (docs/design.md#locust-conventions).
+`locustfile = "scenarios/shop.py"`); flags on the command line win
+(docs/design.md#locust-conventions).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ MSG_PROVISIONAL = "bp_provisional"
 MSG_FINAL = "bp_final"
 MSG_STOP_ARRIVALS = "bp_stop_arrivals"
 MSG_RATES = "bp_rates"
+MSG_SCENARIO_FAILED = "bp_scenario_failed"  # a worker's users keep raising (crashes.py)
 
 # How long the master waits for workers' provisional results before deciding without them.
 COLLECT_TIMEOUT_S = 5.0
@@ -66,11 +67,20 @@ class RemoteSteps:
         self._load = 0.0
         self._index: int | None = None
         self._sent_counts: dict[str, dict[str, int]] = {}
+        # The first worker's report that its scenario keeps raising, and every worker's count.
+        self.scenario_failure: str | None = None
+        self.scenario_errors: dict[str, int] = {}
 
     def attach(self, runner: Any) -> None:
         self.runner = runner
         runner.register_message(MSG_PROVISIONAL, self._on_provisional)
         runner.register_message(MSG_FINAL, self._on_final)
+        runner.register_message(MSG_SCENARIO_FAILED, self._on_scenario_failed)
+
+    def _on_scenario_failed(self, environment: Any, msg: Any, **_: Any) -> None:
+        self.scenario_errors[msg.node_id] = int(msg.data.get("total", 0))
+        if self.scenario_failure is None:
+            self.scenario_failure = str(msg.data.get("reason"))
 
     # StepSource ------------------------------------------------------------------------------
     def open(self, index: int, planned: PlannedStep, load: float, now: float) -> None:
@@ -211,6 +221,8 @@ class RemoteSteps:
 
     def _on_final(self, environment: Any, msg: Any, **_: Any) -> None:
         self._blocked_by_worker[msg.node_id] = dict(msg.data.get("blocked", {}))
+        if msg.data.get("scenario_errors"):
+            self.scenario_errors[msg.node_id] = int(msg.data["scenario_errors"])
         step = _decode(msg.data)
         self._final.setdefault(step.index, {})[msg.node_id] = step
 
@@ -233,8 +245,10 @@ class WorkerAgent:
         drain_timeout_s: float,
         collect_garbage: Callable[[bool], None] = lambda everything: None,
         guard: Any = None,
+        crashes: Any = None,
     ) -> None:
         self.guard = guard
+        self.crashes = crashes
         self.collect_garbage = collect_garbage
         self.runner = runner
         self.recorder = recorder
@@ -250,6 +264,8 @@ class WorkerAgent:
     def _on_step(self, environment: Any, msg: Any, **_: Any) -> None:
         d = msg.data
         self.collect_garbage(int(d["index"]) == 0)  # everything before the first step only
+        if self.crashes is not None:
+            self.crashes.step = int(d["index"])
         self.recorder.open_step(
             int(d["index"]),
             float(d["multiplier"]),
@@ -292,5 +308,19 @@ class WorkerAgent:
             gevent.sleep(0.1)
         final = self.recorder.result(index, final=True, partial=partial)
         blocked = dict(self.guard.blocked) if self.guard is not None else {}
-        self.runner.send_message(MSG_FINAL, {"records": final.records(), "blocked": blocked})
+        errors = self.crashes.total if self.crashes is not None else 0
+        self.runner.send_message(
+            MSG_FINAL,
+            {"records": final.records(), "blocked": blocked, "scenario_errors": errors},
+        )
         self.recorder.forget(index)
+
+    def watch_scenario(self) -> None:
+        """Tell the master once when this worker's users keep raising (crashes.py)."""
+        while self.crashes is not None:
+            gevent.sleep(0.5)
+            reason = self.crashes.failing()
+            if reason is not None:
+                data = {"reason": reason, "total": self.crashes.total}
+                self.runner.send_message(MSG_SCENARIO_FAILED, data)
+                return

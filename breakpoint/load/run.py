@@ -274,7 +274,7 @@ class _Run:
         """Health samplers and the once-a-second watch (in this process's users only)."""
         settings = self.settings
         if settings.distributed:
-            return []
+            return [gevent.spawn(self._watch_scenario)]
         watchers = start_samplers(self.recorder, self.scheduler)
         # Emulated requests end (or time out) within their profile's timeout: silence for
         # twice the longest timeout cannot be a slow client.
@@ -293,7 +293,7 @@ class _Run:
         """Stop the run when the scenario's own code keeps raising (crashes.py)."""
         while not self.controller.finished:
             gevent.sleep(0.5)
-            reason = self.crashes.failing()
+            reason = self.crashes.failing() or getattr(self.source, "scenario_failure", None)
             if reason is not None and self.controller.stop_reason is None:
                 self.crashes.stopped_at(self.crashes.step)
                 self.view.warn(f"scenario failed: {reason}")
@@ -313,7 +313,7 @@ class _Run:
         writer.update(
             blocked_hosts=_blocked(self.guard, self.source),
             reached_hosts=dict(self.guard.reached),
-            scenario_errors=self.crashes.as_dict(),
+            scenario_errors=self._scenario_errors(),
             not_emulated=sorted(self.not_emulated),
             measurement={
                 "dropped_outside": recorder.dropped_outside,
@@ -326,6 +326,17 @@ class _Run:
             steps=len(self.closed),
         )
         writer.close()
+
+    def _scenario_errors(self) -> dict[str, object]:
+        """crashes.as_dict(), with the workers' counts in a distributed run."""
+        errors = self.crashes.as_dict()
+        remote: dict[str, int] = getattr(self.source, "scenario_errors", {})
+        if remote:
+            errors["total"] = int(errors["total"]) + sum(remote.values())
+        failure = getattr(self.source, "scenario_failure", None)
+        if failure:
+            errors["first"] = [failure]
+        return errors
 
     def _status(self) -> str:
         reason = self.controller.stop_reason or ""

@@ -18,13 +18,15 @@ import gevent
 
 from breakpoint.errors import BreakpointError, TargetError
 from breakpoint.load.arrivals import ArrivalScheduler
+from breakpoint.load.crashes import ScenarioCrashes
 from breakpoint.load.distributed import WorkerAgent
-from breakpoint.load.guard import HostGuard
+from breakpoint.load.guard import HostGuard, guarding_sessions
 from breakpoint.load.local import collect_garbage_now
 from breakpoint.load.process import quiet_locust
 from breakpoint.load.recorder import Recorder
 from breakpoint.load.samplers import start_samplers
 from breakpoint.load.settings import RunSettings, drain_s, segments_of, user_classes
+from breakpoint.load.users import measured_requests
 
 WORKER_CONNECT_TIMEOUT_S = 60.0
 
@@ -45,16 +47,18 @@ def run_worker(
         else None
     )
     guard = HostGuard(settings.host, settings.allow_hosts)
+    crashes = ScenarioCrashes(settings.scenario)
     env = Environment(
-        user_classes=user_classes(settings, seg, recorder, scheduler, guard),
+        user_classes=user_classes(settings, seg, recorder, scheduler, guard, crashes=crashes),
         host=settings.host,
         tags=None if settings.tags is None else list(settings.tags),
         exclude_tags=None if settings.exclude_tags is None else list(settings.exclude_tags),
         parsed_options=settings.locust_options(seg.scenario),
     )
-    env.events.request.add_listener(recorder.on_request)
+    env.events.request.add_listener(measured_requests(recorder.on_request, guard))
+    env.events.user_error.add_listener(crashes.on_user_error)
     runner = env.create_worker_runner(master_host, master_port)
-    WorkerAgent(
+    agent = WorkerAgent(
         runner,
         recorder,
         scheduler,
@@ -62,11 +66,13 @@ def run_worker(
         drain_timeout_s=drain_s(seg.profiles, emulate=settings.emulate),
         collect_garbage=collect_garbage_now,
         guard=guard,
+        crashes=crashes,
     )
-    samplers = start_samplers(recorder, scheduler)
+    samplers = [*start_samplers(recorder, scheduler), gevent.spawn(agent.watch_scenario)]
     say(f"worker connected to {master_host}:{master_port}")
     try:
-        runner.greenlet.join()
+        with guarding_sessions(guard):
+            runner.greenlet.join()
     finally:
         for g in samplers:
             g.kill(block=False)
