@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 
 class BlockedHostError(Exception):
@@ -49,14 +49,24 @@ class HostGuard:
             else:
                 self._any_port.add(entry.lower().split(":")[0])
         self.blocked: dict[str, int] = {}
+        self._known: dict[str, bool] = {}
         # Requests to other hosts that custom clients reported after sending them.
         self.reached: dict[str, int] = {}
 
     def allows(self, url: str) -> bool:
         if "://" not in url:
-            return True  # relative: resolved against the target host by Locust
-        host, port = _host_port(url)
-        return (host, port) in self._allowed or host in self._any_port
+            return True  # relative: resolved against the client's base URL (checked on send)
+        # Every request is checked (on the client, on send, in its event): remember the answer
+        # per scheme and authority (the text urlsplit reads the host and port from).
+        scheme, _, rest = url.partition("://")
+        key = scheme + "://" + rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+        known = self._known.get(key)
+        if known is None:
+            host, port = _host_port(url)
+            known = (host, port) in self._allowed or host in self._any_port
+            if len(self._known) < 1024:
+                self._known[key] = known
+        return known
 
     def check(self, url: str) -> None:
         if not self.allows(url):
@@ -86,12 +96,10 @@ class HostGuard:
         inner: Callable[..., Any] | None = getattr(client, "request", None)
         if client is None or not callable(inner):
             return
-        base = getattr(client, "base_url", None)
 
         def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            # Relative URLs go to the client's base URL (the target, unless the client was
-            # pointed elsewhere).
-            self.check(url if "://" in url or not base else urljoin(base, url))
+            # Relative URLs go to the client's base URL: checked as they are sent.
+            self.check(url)
             return inner(method, url, *args, **kwargs)
 
         client.request = request
