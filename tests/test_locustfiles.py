@@ -33,6 +33,7 @@ def test_classes_with_tasks_are_found_and_a_taskless_base_is_skipped() -> None:
         "MarkovUser",
         "NotThisOne",
         "RpcUser",
+        "TwoHosts",
     ]
     assert scenario.shape == "Ramp"
 
@@ -47,7 +48,7 @@ def test_classes_are_picked_by_name_in_the_order_given() -> None:
     ("names", "message"),
     [
         (["Nope"], r"no user class named Nope \(the file defines: Base, MarkovUser, NotThisOne, "
-                   r"RpcUser\)"),
+                   r"RpcUser, TwoHosts\)"),
         (["Base"], r"user class Base has no @task"),
     ],
 )  # fmt: skip

@@ -4,8 +4,10 @@ that keeps raising stops the run instead of becoming a verdict."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -32,8 +34,15 @@ def test_plain_users_with_their_own_client_and_a_markov_taskset(
 ) -> None:
     """`User` classes picked by name (-f FILE ClassA ClassB), measured from the request events
     their own client fires, host taken from the classes, a scenario option reaching
-    parsed_options, settings from pyproject.toml with the command line winning."""
+    parsed_options, settings from pyproject.toml with the command line winning, and a second
+    HttpSession to another loopback address blocked and counted without a connection."""
     seen = tmp_path / "seen.txt"
+    other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    other.bind(("127.0.0.2", 0))  # loopback, but not the target's address
+    other.listen(16)
+    other.setblocking(False)
+    other_host = f"127.0.0.2:{other.getsockname()[1]}"
+    monkeypatch.setenv("BP_TEST_OTHER_HOST", f"http://{other_host}")
     monkeypatch.setenv("BP_TEST_HOST", demo_target.url)
     monkeypatch.setenv("BP_TEST_SEEN", str(seen))
     monkeypatch.chdir(tmp_path)
@@ -46,10 +55,16 @@ def test_plain_users_with_their_own_client_and_a_markov_taskset(
     )
     path = SCENARIOS / "plain_users.py"
     code = main(
-        ["run", "-f", str(path), "RpcUser", "MarkovUser", "--scenario-opt", "shop-id=42",
-         "--label", "from-cli", *QUICK]
+        ["run", "-f", str(path), "RpcUser", "MarkovUser", "TwoHosts", "--scenario-opt",
+         "shop-id=42", "--label", "from-cli", *QUICK]
     )  # fmt: skip
     out, err = capsys.readouterr()
+    with other:
+        connections = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                other.accept()[0].close()
+                connections += 1
     assert code == 0, err
     assert f"target: {demo_target.url}" in out
     assert "LoadTestShape Ramp" in out and "ignores it" in out
@@ -58,11 +73,14 @@ def test_plain_users_with_their_own_client_and_a_markov_taskset(
     info = json.loads((run_dir / "run.json").read_text())
     assert info["label"] == "from-cli"  # the command line wins over the file
     assert info["status"] == "complete"
-    assert info["not_emulated"] == ["MarkovUser", "RpcUser"]
+    assert info["not_emulated"] == ["MarkovUser", "RpcUser"]  # TwoHosts is an HttpUser
+    # The second HttpSession's requests were blocked, counted, and never connected.
+    assert connections == 0
+    assert set(info["blocked_hosts"]) == {other_host} and info["blocked_hosts"][other_host] > 0
     assert info["scenario_errors"]["total"] == 0
     # Both picked classes ran with the scenario's option; the unpicked one did not.
     lines = set(seen.read_text().splitlines())
-    assert lines == {"RpcUser shop=42", "MarkovUser shop=42"}
+    assert lines == {"RpcUser shop=42", "MarkovUser shop=42"}  # TwoHosts has its own on_start
     module = next(m for (p, _), (m, _) in _LOADED.items() if p == str(path.resolve()))
     assert module.FIRED["rpc"] > 0 and module.FIRED["markov"] > 0
     stored = load_run(run_dir)

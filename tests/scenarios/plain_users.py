@@ -10,9 +10,11 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from locust import HttpUser, LoadTestShape, MarkovTaskSet, User, between, events, task, transition
+from locust.clients import HttpSession
 
 HOST = os.environ.get("BP_TEST_HOST", "http://127.0.0.1:9")
 SEEN = os.environ.get("BP_TEST_SEEN", os.devnull)
+OTHER = os.environ.get("BP_TEST_OTHER_HOST", "http://127.0.0.2:9")
 FIRED: Counter = Counter()  # request events fired, by kind (read by the test)
 
 
@@ -90,6 +92,24 @@ class Browse(MarkovTaskSet):
 class MarkovUser(Base):
     wait_time = between(0.05, 0.1)
     tasks = [Browse]  # noqa: RUF012 - as Locust's documentation writes it
+
+
+class TwoHosts(HttpUser):
+    """Locust's multiple-hosts pattern: a second HttpSession to another host."""
+
+    host = HOST
+    wait_time = between(0.05, 0.1)
+
+    def on_start(self):
+        self.other = HttpSession(base_url=OTHER, request_event=self.client.request_event, user=self)
+
+    @task(3)
+    def page(self):
+        self.client.get("/api/page")
+
+    @task
+    def elsewhere(self):
+        self.other.get("/api/other")
 
 
 class NotThisOne(HttpUser):
