@@ -13,12 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
 from gevent import getcurrent
 from locust import User
 
 from breakpoint.load.arrivals import ArrivalScheduler, Ticket
 from breakpoint.load.crashes import ScenarioCrashes
 from breakpoint.load.guard import HostGuard
+from breakpoint.plan import netmodel
 from breakpoint.plan.profiles import Profile
 
 
@@ -68,7 +70,12 @@ def measured_requests(
 ) -> Callable[..., None]:
     """A request listener that gives every request event of a wrapped user its segment and
     window (HttpSession's come with them; a custom client's context lacks them), and counts
-    a custom client's requests to other hosts in the guard instead of measuring them."""
+    a custom client's requests to other hosts in the guard instead of measuring them.
+
+    A user without an emulated client spends its profile's device time on each successful
+    response it reports (in its own greenlet, which fired the event), added to the latency:
+    its network is not emulated, its device is (docs/design.md#users-without-an-http-client).
+    """
 
     def listener(**kwargs: Any) -> None:
         if guard is not None and not guard.reported(kwargs.get("url")):
@@ -77,7 +84,15 @@ def measured_requests(
         if not context or "bp_segment" not in context:
             user = _RUNNING.get(getcurrent())
             if user is not None:
-                kwargs["context"] = {**(context or {}), **user.context()}
+                context = {**(context or {}), **user.context()}
+                device = user._bp_device
+                if device is not None and kwargs.get("exception") is None:
+                    size = float(kwargs.get("response_length") or 0)
+                    ms = netmodel.device_ms(device, max(0.0, size))
+                    gevent.sleep(ms / 1000.0)
+                    kwargs["response_time"] = float(kwargs.get("response_time") or 0.0) + ms
+                    context["bp_device_ms"] = ms
+                kwargs["context"] = context
         on_request(**kwargs)
 
     return listener
@@ -122,6 +137,7 @@ def _wrap(
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807 - becomes a method
         self._bp_broken = False
+        self._bp_device = None  # the device to emulate around a custom client's events
         try:
             cls.__init__(self, *args, **kwargs)
         except Exception as exc:
@@ -145,8 +161,10 @@ def _wrap(
             from breakpoint.load.emulate import emulator_of, install
 
             install(self, profile, rng=self._bp_rng)
-            if wiring.not_emulated is not None and emulator_of(self) is None:
-                wiring.not_emulated.add(cls.__name__)
+            if emulator_of(self) is None:
+                self._bp_device = profile.device
+                if wiring.not_emulated is not None:
+                    wiring.not_emulated.add(cls.__name__)
         if guard is not None:
             guard.install(self)  # outermost: a blocked request is not even emulated
 

@@ -47,8 +47,8 @@ def run_warnings(info: Mapping[str, Any]) -> list[dict[str, Any]]:
             _warning(
                 "not_emulated",
                 f"users of {', '.join(not_emulated)} have no HTTP client to emulate: their "
-                "network and device were not emulated; they are measured from the requests "
-                "they report (events.request) as the target served them",
+                "network was not emulated (only their device time was added); they are "
+                "measured from the requests they report (events.request)",
             )
         )
     crashes = info.get("scenario_errors") or {}
