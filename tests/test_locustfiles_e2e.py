@@ -56,7 +56,7 @@ def test_plain_users_with_their_own_client_and_a_markov_taskset(
     path = SCENARIOS / "plain_users.py"
     code = main(
         ["run", "-f", str(path), "RpcUser", "MarkovUser", "TwoHosts", "--scenario-opt",
-         "shop-id=42", "--label", "from-cli", *QUICK]
+         "shop-id=90817", "--label", "from-cli", *QUICK]
     )  # fmt: skip
     out, err = capsys.readouterr()
     with other:
@@ -78,9 +78,14 @@ def test_plain_users_with_their_own_client_and_a_markov_taskset(
     assert connections == 0
     assert set(info["blocked_hosts"]) == {other_host} and info["blocked_hosts"][other_host] > 0
     assert info["scenario_errors"]["total"] == 0
+    assert info["scenario"]["user_classes"] == ["RpcUser", "MarkovUser", "TwoHosts"]
+    assert (
+        info["scenario"]["options"] == ["shop-id"] and info["scenario"]["ignored_shape"] == "Ramp"
+    )
+    assert "90817" not in json.dumps(info["scenario"])  # option values are not stored
     # Both picked classes ran with the scenario's option; the unpicked one did not.
     lines = set(seen.read_text().splitlines())
-    assert lines == {"RpcUser shop=42", "MarkovUser shop=42"}  # TwoHosts has its own on_start
+    assert lines == {"RpcUser shop=90817", "MarkovUser shop=90817"}  # TwoHosts has its own on_start
     module = next(m for (p, _), (m, _) in _LOADED.items() if p == str(path.resolve()))
     assert module.FIRED["rpc"] > 0 and module.FIRED["markov"] > 0
     stored = load_run(run_dir)
