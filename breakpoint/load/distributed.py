@@ -70,6 +70,7 @@ class RemoteSteps:
         # The first worker's report that its scenario keeps raising, and every worker's count.
         self.scenario_failure: str | None = None
         self.scenario_errors: dict[str, int] = {}
+        self.not_emulated: set[str] = set()  # classes the workers could not emulate
 
     def attach(self, runner: Any) -> None:
         self.runner = runner
@@ -221,6 +222,7 @@ class RemoteSteps:
 
     def _on_final(self, environment: Any, msg: Any, **_: Any) -> None:
         self._blocked_by_worker[msg.node_id] = dict(msg.data.get("blocked", {}))
+        self.not_emulated.update(msg.data.get("not_emulated", ()))
         if msg.data.get("scenario_errors"):
             self.scenario_errors[msg.node_id] = int(msg.data["scenario_errors"])
         step = _decode(msg.data)
@@ -246,9 +248,11 @@ class WorkerAgent:
         collect_garbage: Callable[[bool], None] = lambda everything: None,
         guard: Any = None,
         crashes: Any = None,
+        not_emulated: set[str] | None = None,
     ) -> None:
         self.guard = guard
         self.crashes = crashes
+        self.not_emulated = not_emulated if not_emulated is not None else set()
         self.collect_garbage = collect_garbage
         self.runner = runner
         self.recorder = recorder
@@ -311,7 +315,12 @@ class WorkerAgent:
         errors = self.crashes.total if self.crashes is not None else 0
         self.runner.send_message(
             MSG_FINAL,
-            {"records": final.records(), "blocked": blocked, "scenario_errors": errors},
+            {
+                "records": final.records(),
+                "blocked": blocked,
+                "scenario_errors": errors,
+                "not_emulated": sorted(self.not_emulated),
+            },
         )
         self.recorder.forget(index)
 

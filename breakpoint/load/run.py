@@ -314,7 +314,7 @@ class _Run:
             blocked_hosts=_blocked(self.guard, self.source),
             reached_hosts=dict(self.guard.reached),
             scenario_errors=self._scenario_errors(),
-            not_emulated=sorted(self.not_emulated),
+            not_emulated=sorted(self.not_emulated | getattr(self.source, "not_emulated", set())),
             measurement={
                 "dropped_outside": recorder.dropped_outside,
                 "warmup_requests": recorder.warmup_requests,

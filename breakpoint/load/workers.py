@@ -29,6 +29,7 @@ from breakpoint.load.settings import RunSettings, drain_s, segments_of, user_cla
 from breakpoint.load.users import measured_requests
 
 WORKER_CONNECT_TIMEOUT_S = 60.0
+SCENARIO_OPTS_ENV = "BREAKPOINT_WORKER_SCENARIO_OPTS"
 
 
 def run_worker(
@@ -48,8 +49,11 @@ def run_worker(
     )
     guard = HostGuard(settings.host, settings.allow_hosts)
     crashes = ScenarioCrashes(settings.scenario)
+    not_emulated: set[str] = set()
     env = Environment(
-        user_classes=user_classes(settings, seg, recorder, scheduler, guard, crashes=crashes),
+        user_classes=user_classes(
+            settings, seg, recorder, scheduler, guard, crashes=crashes, not_emulated=not_emulated
+        ),
         host=settings.host,
         tags=None if settings.tags is None else list(settings.tags),
         exclude_tags=None if settings.exclude_tags is None else list(settings.exclude_tags),
@@ -67,6 +71,7 @@ def run_worker(
         collect_garbage=collect_garbage_now,
         guard=guard,
         crashes=crashes,
+        not_emulated=not_emulated,
     )
     samplers = [*start_samplers(recorder, scheduler), gevent.spawn(agent.watch_scenario)]
     say(f"worker connected to {master_host}:{master_port}")
@@ -84,6 +89,7 @@ def run_worker(
 def run_worker_spec(spec_path: Path, master_host: str, master_port: int) -> int:
     """Entry of a local worker process started by `execute` (settings from a JSON spec)."""
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    spec["scenario_opts"] = json.loads(os.environ.get(SCENARIO_OPTS_ENV, "[]"))
     return run_worker(
         RunSettings.from_spec(spec),
         master_host,
@@ -98,7 +104,10 @@ def spawn_local_workers(
     """Start `settings.workers` processes of `python -m breakpoint _worker`, logging to the run
     folder, connected to the master on 127.0.0.1:`port`."""
     spec = run_dir / "worker-spec.json"
-    spec.write_text(json.dumps(settings.to_spec()), encoding="utf-8")
+    data = settings.to_spec()
+    # The scenario's option values may be credentials: not in the run folder.
+    options = json.dumps(data.pop("scenario_opts"))
+    spec.write_text(json.dumps(data), encoding="utf-8")
     procs = []
     for i in range(settings.workers):
         log = open(run_dir / f"worker-{i + 1}.log", "wb")  # noqa: SIM115 - owned by the child
@@ -119,7 +128,7 @@ def spawn_local_workers(
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", SCENARIO_OPTS_ENV: options},
             )
         )
         log.close()
