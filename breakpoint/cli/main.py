@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
 from breakpoint import __version__
+from breakpoint.cli.config import defaults_for
 from breakpoint.cli.demo import demo, target
 from breakpoint.cli.inspect import plan, profiles
 from breakpoint.cli.run import run, worker_process
@@ -23,8 +25,12 @@ from breakpoint.errors import BreakpointError, ExitStatus
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="breakpoint")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Find where each user segment breaks under load, and whether a release moved it."""
+    if ctx.invoked_subcommand == "run":
+        # breakpoint.toml or pyproject.toml's [tool.breakpoint]; flags on the line win.
+        ctx.default_map = {"run": defaults_for(run, Path.cwd())}
 
 
 for command in (target, profiles, plan, run, worker_process, report, demo, compare, history):

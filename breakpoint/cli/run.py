@@ -13,6 +13,12 @@ from pathlib import Path
 import click
 
 from breakpoint.cli.options import PlanOptions, echo, gathered, out_option, plan_options
+from breakpoint.cli.scenario_args import (
+    ScenarioFlags,
+    resolve_host,
+    scenario_options,
+    split_scenario_args,
+)
 from breakpoint.errors import ExitStatus, UsageError
 
 
@@ -20,8 +26,9 @@ from breakpoint.errors import ExitStatus, UsageError
 class RunOptions:
     """What to run, against what, and where its results go."""
 
-    scenario: str
-    host: str
+    scenario_args: tuple[str, ...]
+    locustfile: str | None
+    host: str | None
     label: str
     out_dir: Path
     repeat: int
@@ -63,8 +70,20 @@ class Distribution:
 
 
 @click.command()
-@click.argument("scenario")
-@click.option("--host", required=True, help="Base URL of the target, e.g. http://127.0.0.1:8089.")
+@click.argument("scenario_args", metavar="SCENARIO [USERCLASS]...", nargs=-1)
+@click.option(
+    "-f",
+    "--locustfile",
+    default=None,
+    help="The scenario (as Locust's -f); then every argument names a user class.",
+)
+@click.option(
+    "-H",
+    "--host",
+    default=None,
+    help="Base URL of the target, e.g. http://127.0.0.1:8089 (default: the classes' `host`).",
+)
+@scenario_options
 @plan_options
 @click.option(
     "--label", default="run", show_default=True, help="Run label, e.g. the release under test."
@@ -158,17 +177,33 @@ class Distribution:
     show_default=True,
     help="The master's port for workers.",
 )
-@gathered(options=RunOptions, planned=PlanOptions, limits=Limits, spread=Distribution)
-def run(options: RunOptions, planned: PlanOptions, limits: Limits, spread: Distribution) -> None:
+@gathered(
+    options=RunOptions,
+    planned=PlanOptions,
+    limits=Limits,
+    spread=Distribution,
+    scenario_flags=ScenarioFlags,
+)
+def run(
+    options: RunOptions,
+    planned: PlanOptions,
+    limits: Limits,
+    spread: Distribution,
+    scenario_flags: ScenarioFlags,
+) -> None:
     """Drive load from 1X up, step by step, and find where each segment breaks."""
     from breakpoint.load.preflight import check_host_url, check_store, check_target, ensure_fd_limit
 
+    scenario_arg, class_names = split_scenario_args(options.scenario_args, options.locustfile)
     the_plan = planned.plan()
     chosen = planned.profiles(emulation=not options.no_emulation)
-    check_host_url(options.host)
-    path = Path(options.scenario)
+    if options.host:
+        check_host_url(options.host)
+    path = Path(scenario_arg)
     if not path.is_file():
-        raise UsageError(f"{options.scenario}: scenario file not found")
+        raise UsageError(f"{scenario_arg}: scenario file not found")
+    tags, exclude_tags = scenario_flags.tag_sets()
+    scenario_opts = scenario_flags.option_pairs()
     spread.check()
     if not spread.worker:
         check_store(options.out_dir)
@@ -180,13 +215,26 @@ def run(options: RunOptions, planned: PlanOptions, limits: Limits, spread: Distr
             f"from {max_users} (raise the hard limit with `ulimit -Hn` to allow more)"
         )
         max_users = allowed
-    check_target(options.host)
     from breakpoint.load.scenario import load_scenario
+    from breakpoint.load.scenario_options import check_tags, parsed_options
 
-    load_scenario(path)  # imports the locustfile now: its mistakes surface before any load
+    # Imports the locustfile now: its mistakes surface before any load.
+    scenario = load_scenario(path, class_names)
+    host = resolve_host(options.host, scenario.hosts, scenario_arg)
+    if not options.host:
+        check_host_url(host)
+        echo(f"target: {host} (the `host` of the scenario's user classes)")
+    check_tags(scenario, tags, exclude_tags)
+    parsed_options(scenario, scenario_opts, host=host, tags=tags, exclude_tags=exclude_tags)
+    if scenario.shape:
+        echo(
+            f"note: {path.name} defines the LoadTestShape {scenario.shape}; breakpoint drives "
+            "the load itself (step by step from 1X) and ignores it"
+        )
+    check_target(host)
     from breakpoint.analysis.criteria import AbortLimits
     from breakpoint.analysis.search import Search
-    from breakpoint.load.run import RunInterrupted, execute
+    from breakpoint.load.run import RunInterrupted, ScenarioFailedError, execute
     from breakpoint.load.settings import RunSettings
     from breakpoint.load.workers import run_worker
     from breakpoint.output.live import make_progress
@@ -194,7 +242,7 @@ def run(options: RunOptions, planned: PlanOptions, limits: Limits, spread: Distr
     distributed = spread.master or spread.worker
     settings = RunSettings(
         scenario=path,
-        host=options.host.rstrip("/"),
+        host=host.rstrip("/"),
         plan=the_plan,
         profiles=chosen,
         label=options.label,
@@ -210,6 +258,10 @@ def run(options: RunOptions, planned: PlanOptions, limits: Limits, spread: Distr
         ),
         allow_hosts=limits.allow_hosts,
         hang_s=limits.hang_s,
+        user_class_names=class_names,
+        tags=tags,
+        exclude_tags=exclude_tags,
+        scenario_opts=scenario_opts,
     )
     if spread.worker:
         assert spread.master_host is not None
@@ -223,6 +275,10 @@ def run(options: RunOptions, planned: PlanOptions, limits: Limits, spread: Distr
             with make_progress() as view:
                 search = Search.for_profiles(this.plan, this.profiles, emulate=this.emulate)
                 run_dir = execute(this, search, progress=view)
+        except ScenarioFailedError as failed:
+            # The steps measured while the scenario worked are reported; then the error.
+            publish_or_say(failed.path)
+            raise
         except RunInterrupted as stopped:
             publish_or_say(stopped.path)
             raise SystemExit(int(ExitStatus.INTERRUPTED)) from None

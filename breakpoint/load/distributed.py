@@ -24,6 +24,7 @@ MSG_PROVISIONAL = "bp_provisional"
 MSG_FINAL = "bp_final"
 MSG_STOP_ARRIVALS = "bp_stop_arrivals"
 MSG_RATES = "bp_rates"
+MSG_SCENARIO_FAILED = "bp_scenario_failed"  # a worker's users keep raising (crashes.py)
 
 # How long the master waits for workers' provisional results before deciding without them.
 COLLECT_TIMEOUT_S = 5.0
@@ -71,12 +72,17 @@ class RemoteSteps:
         self._cooling: set[int] = set()
         self._ever_had_workers = False
         self.vitals = RemoteVitals()
+        # The first worker's report that its scenario keeps raising, and every worker's count.
+        self.scenario_failure: str | None = None
+        self.scenario_errors: dict[str, int] = {}
+        self.not_emulated: set[str] = set()  # classes the workers could not emulate
 
     def attach(self, runner: Any) -> None:
         self.runner = runner
         runner.register_message(MSG_PROVISIONAL, self._on_provisional)
         runner.register_message(MSG_FINAL, self._on_final)
         self.vitals.attach(runner, lambda: set(_active_worker_ids(runner)))
+        runner.register_message(MSG_SCENARIO_FAILED, self._on_scenario_failed)
 
     def workers_gone(self) -> str | None:
         """Why the run cannot go on: every worker that joined is gone (None while any is up)."""
@@ -88,6 +94,11 @@ class RemoteSteps:
         if not self._ever_had_workers:
             return None
         return "every worker was lost (none is connected to the master any more)"
+
+    def _on_scenario_failed(self, environment: Any, msg: Any, **_: Any) -> None:
+        self.scenario_errors[msg.node_id] = int(msg.data.get("total", 0))
+        if self.scenario_failure is None:
+            self.scenario_failure = str(msg.data.get("reason"))
 
     # StepSource ------------------------------------------------------------------------------
     def open(self, index: int, planned: PlannedStep, load: float, now: float) -> None:
@@ -245,6 +256,9 @@ class RemoteSteps:
 
     def _on_final(self, environment: Any, msg: Any, **_: Any) -> None:
         self._blocked_by_worker[msg.node_id] = dict(msg.data.get("blocked", {}))
+        self.not_emulated.update(msg.data.get("not_emulated", ()))
+        if msg.data.get("scenario_errors"):
+            self.scenario_errors[msg.node_id] = int(msg.data["scenario_errors"])
         step = _decode(msg.data)
         self._final.setdefault(step.index, {})[msg.node_id] = step
 
@@ -267,8 +281,12 @@ class WorkerAgent:
         drain_timeout_s: float,
         collect_garbage: Callable[[bool], None] = lambda everything: None,
         guard: Any = None,
+        crashes: Any = None,
+        not_emulated: set[str] | None = None,
     ) -> None:
         self.guard = guard
+        self.crashes = crashes
+        self.not_emulated = not_emulated if not_emulated is not None else set()
         self.collect_garbage = collect_garbage
         self.runner = runner
         self.recorder = recorder
@@ -286,6 +304,8 @@ class WorkerAgent:
         d = msg.data
         self.collect_garbage(int(d["index"]) == 0)  # everything before the first step only
         self.current = int(d["index"])
+        if self.crashes is not None:
+            self.crashes.step = int(d["index"])
         self.recorder.open_step(
             int(d["index"]),
             float(d["multiplier"]),
@@ -328,5 +348,24 @@ class WorkerAgent:
             gevent.sleep(0.1)
         final = self.recorder.result(index, final=True, partial=partial)
         blocked = dict(self.guard.blocked) if self.guard is not None else {}
-        self.runner.send_message(MSG_FINAL, {"records": final.records(), "blocked": blocked})
+        errors = self.crashes.total if self.crashes is not None else 0
+        self.runner.send_message(
+            MSG_FINAL,
+            {
+                "records": final.records(),
+                "blocked": blocked,
+                "scenario_errors": errors,
+                "not_emulated": sorted(self.not_emulated),
+            },
+        )
         self.recorder.forget(index)
+
+    def watch_scenario(self) -> None:
+        """Tell the master once when this worker's users keep raising (crashes.py)."""
+        while self.crashes is not None:
+            gevent.sleep(0.5)
+            reason = self.crashes.failing()
+            if reason is not None:
+                data = {"reason": reason, "total": self.crashes.total}
+                self.runner.send_message(MSG_SCENARIO_FAILED, data)
+                return

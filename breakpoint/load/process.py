@@ -18,14 +18,15 @@ def quiet_locust() -> None:
     """Locust's own log lines (spawn-rate advice, worker chatter) would drown the run's output;
     its errors still show."""
     logging.getLogger("locust").setLevel(logging.ERROR)
-    # A blocked request is counted and reported once in the summary; Locust would log a full
-    # traceback for each one (it raises inside the scenario's task).
+    # Exceptions in the scenario's users (tasks, on_start) are counted and reported once, with
+    # the class, the exception and the scenario's line (crashes.py), and blocked requests once
+    # in the summary; Locust would log a full traceback for each one.
     for name in ("locust.user.task", "locust.user.users"):
         log = logging.getLogger(name)
-        if not any(isinstance(f, _BlockedFilter) for f in log.filters):
-            log.addFilter(_BlockedFilter())
+        if not any(isinstance(f, _UserErrorFilter) for f in log.filters):
+            log.addFilter(_UserErrorFilter())
 
 
-class _BlockedFilter:
+class _UserErrorFilter:
     def filter(self, record: Any) -> bool:
-        return "BlockedHostError" not in record.getMessage()
+        return record.levelno < logging.ERROR

@@ -26,6 +26,11 @@ def run_info(settings: RunSettings, seg: Segments) -> dict[str, Any]:
             "path": str(settings.scenario),
             "fingerprint": seg.scenario.fingerprint,
             "user_classes": [c.__name__ for c in seg.scenario.user_classes],
+            "tags": None if settings.tags is None else list(settings.tags),
+            "exclude_tags": None if settings.exclude_tags is None else list(settings.exclude_tags),
+            # Names only: a scenario option's value may be a credential.
+            "options": [name for name, _ in settings.scenario_opts],
+            "ignored_shape": seg.scenario.shape,
         },
         "host": settings.host,
         "target": settings.target_info,

@@ -18,19 +18,25 @@ from typing import Any
 import gevent
 
 from breakpoint.analysis.criteria import judge_step
-from breakpoint.errors import BreakpointError
 from breakpoint.load.arrivals import ArrivalScheduler
 from breakpoint.load.controller import ActiveStep, Controller, Policy
+from breakpoint.load.crashes import ScenarioCrashes
 from breakpoint.load.distributed import RemoteSteps
-from breakpoint.load.guard import HostGuard
+from breakpoint.load.guard import HostGuard, guarding_sessions
 from breakpoint.load.local import LocalSteps
+from breakpoint.load.outcomes import (
+    RunFailedError,
+    RunInterrupted,
+    ScenarioFailedError,
+    WorkersLostError,
+)
 from breakpoint.load.process import quiet_locust
 from breakpoint.load.progress import SayProgress
 from breakpoint.load.provenance import run_info
 from breakpoint.load.recorder import Recorder
 from breakpoint.load.samplers import start_samplers, watch_run
 from breakpoint.load.settings import RunSettings, drain_s, segments_of, user_classes
-from breakpoint.load.users import IterationHooks
+from breakpoint.load.users import IterationHooks, measured_requests
 from breakpoint.load.workers import (
     check_workers,
     spawn_local_workers,
@@ -41,29 +47,6 @@ from breakpoint.load.writer import RunWriter
 from breakpoint.plan.steps import ramp
 from breakpoint.progress import Progress
 from breakpoint.results import StepResult
-
-
-class RunFailedError(BreakpointError):
-    """The controller failed; the run folder keeps every step measured before."""
-
-    def __init__(self, path: Path, cause: BaseException) -> None:
-        super().__init__(
-            f"the run failed ({type(cause).__name__}: {cause}); the steps measured "
-            f"so far are in {path} (`breakpoint report {path}` renders them)"
-        )
-        self.path = path
-
-
-class WorkersLostError(BreakpointError):
-    """Every worker of a distributed run is gone; the steps measured before are kept."""
-
-
-class RunInterrupted(Exception):  # noqa: N818 - a signal, not an error
-    """The run was stopped by a signal; its folder holds every step measured so far."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(str(path))
-        self.path = path
 
 
 def execute(
@@ -81,8 +64,9 @@ def execute(
     view: Progress = progress if progress is not None else SayProgress(say)
     quiet_locust()
     run = _Run(settings, policy, view)
-    run.connect()
-    run.drive()
+    with guarding_sessions(run.guard):
+        run.connect()
+        run.drive()
     return run.outcome()
 
 
@@ -101,6 +85,8 @@ class _Run:
         self.recorder = Recorder(self.seg.names, slow_ms=settings.abort.p99_ms)
         self.drain = drain_s(self.seg.profiles, emulate=settings.emulate)
         self.guard = HostGuard(settings.host, settings.allow_hosts)
+        self.crashes = ScenarioCrashes(settings.scenario)
+        self.not_emulated: set[str] = set()
         self.scheduler: ArrivalScheduler | None = None
         self.source: LocalSteps | RemoteSteps = self._source()
         self.controller = Controller(
@@ -163,6 +149,7 @@ class _Run:
         self.closed.append(result)
 
     def _on_step_started(self, step: ActiveStep) -> None:
+        self.crashes.step = step.index
         self.view.step_started(
             index=step.index,
             multiplier=step.planned.multiplier,
@@ -196,8 +183,24 @@ class _Run:
         settings, source = self.settings, self.source
         hooks = IterationHooks() if isinstance(source, RemoteSteps) else self.recorder
         guard = None if isinstance(source, RemoteSteps) else self.guard
-        classes = user_classes(settings, self.seg, hooks, self.scheduler, guard)
-        env = Environment(user_classes=classes, shape_class=self.controller, host=settings.host)
+        local = not isinstance(source, RemoteSteps)
+        classes = user_classes(
+            settings,
+            self.seg,
+            hooks,
+            self.scheduler,
+            guard,
+            crashes=self.crashes if local else None,
+            not_emulated=self.not_emulated if settings.emulate else None,
+        )
+        env = Environment(
+            user_classes=classes,
+            shape_class=self.controller,
+            host=settings.host,
+            tags=None if settings.tags is None else list(settings.tags),
+            exclude_tags=None if settings.exclude_tags is None else list(settings.exclude_tags),
+            parsed_options=settings.locust_options(self.seg.scenario),
+        )
         if isinstance(source, RemoteSteps):
             self.runner = env.create_master_runner(settings.master_bind, settings.master_port)
             source.attach(self.runner)
@@ -212,7 +215,8 @@ class _Run:
                 self.view.info,
             )
         else:
-            env.events.request.add_listener(self.recorder.on_request)
+            env.events.request.add_listener(measured_requests(self.recorder.on_request, self.guard))
+            env.events.user_error.add_listener(self.crashes.on_user_error)
             runner = self.runner = env.create_local_runner()
             source.max_users = settings.max_users
             source.user_count = lambda: int(runner.user_count)
@@ -269,7 +273,7 @@ class _Run:
                 settings.abort,
                 hang_s,
             )
-            return [watch]
+            return [watch, gevent.spawn(self._watch_scenario)]
         watchers = start_samplers(self.recorder, self.scheduler)
         watchers.append(
             gevent.spawn(
@@ -282,6 +286,7 @@ class _Run:
                 snapshot=lambda index: self.recorder.result(index, final=False),
             )
         )
+        watchers.append(gevent.spawn(self._watch_scenario))
         return watchers
 
     def _workers_gone(self) -> bool:
@@ -295,6 +300,17 @@ class _Run:
         self.controller.request_stop(f"failed: {gone}")
         return True
 
+    def _watch_scenario(self) -> None:
+        """Stop the run when the scenario's own code keeps raising (crashes.py)."""
+        while not self.controller.finished:
+            gevent.sleep(0.5)
+            reason = self.crashes.failing() or getattr(self.source, "scenario_failure", None)
+            if reason is not None and self.controller.stop_reason is None:
+                self.crashes.stopped_at(self.crashes.step)
+                self.view.warn(f"scenario failed: {reason}")
+                self.controller.request_stop(f"scenario failed: {reason}")
+                return
+
     def _write_ending(self) -> None:
         """Finalise steps whose drain was cut short, and record how the run ended."""
         writer, recorder = self.writer, self.recorder
@@ -307,6 +323,9 @@ class _Run:
         self.view.run_finished(status=status, run_dir=writer.path)
         writer.update(
             blocked_hosts=_blocked(self.guard, self.source),
+            reached_hosts=dict(self.guard.reached),
+            scenario_errors=self._scenario_errors(),
+            not_emulated=sorted(self.not_emulated | getattr(self.source, "not_emulated", set())),
             measurement={
                 "dropped_outside": recorder.dropped_outside,
                 "warmup_requests": recorder.warmup_requests,
@@ -319,9 +338,20 @@ class _Run:
         )
         writer.close()
 
+    def _scenario_errors(self) -> dict[str, object]:
+        """crashes.as_dict(), with the workers' counts in a distributed run."""
+        errors = self.crashes.as_dict()
+        remote: dict[str, int] = getattr(self.source, "scenario_errors", {})
+        if remote:
+            errors["total"] = int(errors["total"]) + sum(remote.values())
+        failure = getattr(self.source, "scenario_failure", None)
+        if failure:
+            errors["first"] = [failure]
+        return errors
+
     def _status(self) -> str:
         reason = self.controller.stop_reason or ""
-        if self.controller.failure is not None:
+        if self.controller.failure is not None or reason.startswith("scenario failed"):
             return "failed"
         if reason.startswith("aborted"):
             return "aborted"
@@ -334,6 +364,9 @@ class _Run:
         path = self.writer.path
         if self.controller.failure is not None:
             raise RunFailedError(path, self.controller.failure) from self.controller.failure
+        reason = self.controller.stop_reason or ""
+        if reason.startswith("scenario failed"):
+            raise ScenarioFailedError(path, reason)
         if self.stopping_now:
             raise KeyboardInterrupt
         if (self.controller.stop_reason or "").startswith("interrupted"):

@@ -12,6 +12,7 @@ from typing import Any
 
 from breakpoint.analysis.criteria import AbortLimits
 from breakpoint.load.arrivals import ArrivalScheduler
+from breakpoint.load.crashes import ScenarioCrashes
 from breakpoint.load.guard import HostGuard
 from breakpoint.load.scenario import Scenario, load_scenario
 from breakpoint.load.users import IterationHooks, UserWiring, wrap_user_classes
@@ -44,6 +45,12 @@ class RunSettings:
     abort: AbortLimits = field(default_factory=AbortLimits)
     hang_s: float = 20.0  # no completion at all for this long: the target is down
     allow_hosts: tuple[str, ...] = ()
+    # Locust's conventions (docs/design.md#locust-conventions): the user classes picked by name
+    # (none: every class with tasks), tag filters, the scenario's own options as (name, value).
+    user_class_names: tuple[str, ...] = ()
+    tags: tuple[str, ...] | None = None
+    exclude_tags: tuple[str, ...] | None = None
+    scenario_opts: tuple[tuple[str, str], ...] = ()
 
     @property
     def distributed(self) -> bool:
@@ -59,6 +66,10 @@ class RunSettings:
             "emulate": self.emulate,
             "max_users": self.max_users,
             "allow_hosts": list(self.allow_hosts),
+            "user_class_names": list(self.user_class_names),
+            "tags": None if self.tags is None else list(self.tags),
+            "exclude_tags": None if self.exclude_tags is None else list(self.exclude_tags),
+            "scenario_opts": [list(p) for p in self.scenario_opts],
         }
 
     @classmethod
@@ -73,7 +84,27 @@ class RunSettings:
             emulate=bool(spec["emulate"]),
             max_users=int(spec["max_users"]),
             allow_hosts=tuple(spec.get("allow_hosts", ())),
+            user_class_names=tuple(spec.get("user_class_names", ())),
+            tags=_optional(spec.get("tags")),
+            exclude_tags=_optional(spec.get("exclude_tags")),
+            scenario_opts=tuple((str(n), str(v)) for n, v in spec.get("scenario_opts", ())),
         )
+
+    def locust_options(self, scenario: Scenario) -> Any:
+        """Locust's parsed_options for this run (scenario_options.parsed_options)."""
+        from breakpoint.load.scenario_options import parsed_options
+
+        return parsed_options(
+            scenario,
+            self.scenario_opts,
+            host=self.host,
+            tags=self.tags,
+            exclude_tags=self.exclude_tags,
+        )
+
+
+def _optional(values: Any) -> tuple[str, ...] | None:
+    return None if values is None else tuple(str(v) for v in values)
 
 
 def estimate_busy_s(profile: Profile, *, emulate: bool) -> float:
@@ -106,7 +137,7 @@ class Segments:
 
 def segments_of(settings: RunSettings) -> Segments:
     """Load the scenario and derive the segments' numbers from the settings."""
-    scenario = load_scenario(settings.scenario)
+    scenario = load_scenario(settings.scenario, settings.user_class_names)
     profiles = list(settings.profiles)
     shares = normalised_shares(profiles)
     busy = {p.name: estimate_busy_s(p, emulate=settings.emulate) for p in profiles}
@@ -126,9 +157,13 @@ def user_classes(
     hooks: IterationHooks,
     scheduler: ArrivalScheduler | None,
     guard: HostGuard | None = None,
+    crashes: ScenarioCrashes | None = None,
+    not_emulated: set[str] | None = None,
 ) -> list[type]:
     """The scenario's user classes wrapped once per segment (users.wrap_user_classes)."""
     wiring = UserWiring(
+        crashes=crashes,
+        not_emulated=not_emulated,
         model=settings.plan.model,
         hooks=hooks,
         scheduler=scheduler,

@@ -13,10 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
+from gevent import getcurrent
 from locust import User
 
 from breakpoint.load.arrivals import ArrivalScheduler, Ticket
+from breakpoint.load.crashes import ScenarioCrashes
 from breakpoint.load.guard import HostGuard
+from breakpoint.plan import netmodel
 from breakpoint.plan.profiles import Profile
 
 
@@ -50,6 +54,48 @@ class UserWiring:
     emulate: bool = True
     seed: int = 1
     guard: HostGuard | None = None
+    crashes: ScenarioCrashes | None = None
+    # Filled as users start: the classes whose users have no HttpSession/FastHttpSession client
+    # to emulate (they are measured from the request events they fire).
+    not_emulated: set[str] | None = None
+
+
+# The wrapped user running in each user greenlet: a custom client's request event carries no
+# segment, so the listener finds the user that fired it here (measured_requests).
+_RUNNING: dict[Any, Any] = {}
+
+
+def measured_requests(
+    on_request: Callable[..., None], guard: HostGuard | None = None
+) -> Callable[..., None]:
+    """A request listener that gives every request event of a wrapped user its segment and
+    window (HttpSession's come with them; a custom client's context lacks them), and counts
+    a custom client's requests to other hosts in the guard instead of measuring them.
+
+    A user without an emulated client spends its profile's device time on each successful
+    response it reports (in its own greenlet, which fired the event), added to the latency:
+    its network is not emulated, its device is (docs/design.md#users-without-an-http-client).
+    """
+
+    def listener(**kwargs: Any) -> None:
+        if guard is not None and not guard.reported(kwargs.get("url")):
+            return
+        context = kwargs.get("context")
+        if not context or "bp_segment" not in context:
+            user = _RUNNING.get(getcurrent())
+            if user is not None:
+                context = {**(context or {}), **user.context()}
+                device = user._bp_device
+                if device is not None and kwargs.get("exception") is None:
+                    size = float(kwargs.get("response_length") or 0)
+                    ms = netmodel.device_ms(device, max(0.0, size))
+                    gevent.sleep(ms / 1000.0)
+                    kwargs["response_time"] = float(kwargs.get("response_time") or 0.0) + ms
+                    context["bp_device_ms"] = ms
+                kwargs["context"] = context
+        on_request(**kwargs)
+
+    return listener
 
 
 def wrap_user_classes(
@@ -82,7 +128,7 @@ def _wrap(
     cls: type[User], profile: Profile, weight: float, wiring: UserWiring, counter: Any
 ) -> type[User]:
     model, hooks, scheduler = wiring.model, wiring.hooks, wiring.scheduler
-    emulate, seed, guard = wiring.emulate, wiring.seed, wiring.guard
+    emulate, seed, guard, crashes = wiring.emulate, wiring.seed, wiring.guard, wiring.crashes
     segment = profile.name
     original_wait: Callable[..., float] | None = getattr(cls, "wait_time", None)
     queue = scheduler.queues[segment] if scheduler is not None else None
@@ -90,7 +136,18 @@ def _wrap(
     int_weight = max(1, round(weight * 10_000))
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807 - becomes a method
-        cls.__init__(self, *args, **kwargs)
+        self._bp_broken = False
+        self._bp_device = None  # the device to emulate around a custom client's events
+        try:
+            cls.__init__(self, *args, **kwargs)
+        except Exception as exc:
+            if crashes is None:
+                raise
+            # Counted (the run stops when this is the rule); the user is kept, inert, so that
+            # Locust's spawner carries on.
+            crashes.record(cls.__name__, exc, exc.__traceback__, "its constructor")
+            self._bp_broken = True
+            User.__init__(self, *args, **kwargs)
         self._bp_lag_ms = 0.0
         # The current iteration: its intended start (wall clock; None between iterations), its
         # window, and (closed model) whether the window is still to be looked up at its start.
@@ -98,10 +155,16 @@ def _wrap(
         self._bp_window = None
         self._bp_pending = False
         self._bp_rng = random.Random(seed * 1_000_003 + next(counter))
+        if self._bp_broken:
+            return
         if emulate and getattr(cls, "bp_emulate", True):
-            from breakpoint.load.emulate import install
+            from breakpoint.load.emulate import emulator_of, install
 
             install(self, profile, rng=self._bp_rng)
+            if emulator_of(self) is None:
+                self._bp_device = profile.device
+                if wiring.not_emulated is not None:
+                    wiring.not_emulated.add(cls.__name__)
         if guard is not None:
             guard.install(self)  # outermost: a blocked request is not even emulated
 
@@ -148,10 +211,12 @@ def _wrap(
 
         def wait_time(self: Any) -> float:
             _finish_iteration(self)
+            if crashes is not None:
+                crashes.iteration()
             return _take_ticket(self)
 
         def on_start(self: Any) -> None:
-            cls.on_start(self)
+            _scenario_on_start(self)
             # The first iteration starts on an arrival too, not at spawn time.
             _take_ticket(self)
 
@@ -159,6 +224,8 @@ def _wrap(
 
         def wait_time(self: Any) -> float:
             _finish_iteration(self)
+            if crashes is not None:
+                crashes.iteration()
             pause = original_wait(self) if original_wait is not None else 0.0
             # Users started together with the same think time fall into lockstep: jitter.
             pause *= self._bp_rng.uniform(0.9, 1.1)
@@ -174,14 +241,26 @@ def _wrap(
                 import gevent
 
                 gevent.sleep(self._bp_rng.uniform(0, max(0.0, original_wait(self))))
-            cls.on_start(self)
+            _scenario_on_start(self)
             self._bp_iter_start = time.time()
             self._bp_pending = True
 
+    def _scenario_on_start(self: Any) -> None:
+        try:
+            cls.on_start(self)
+        except Exception as exc:
+            exc._bp_where = "on_start"  # type: ignore[attr-defined]  # for ScenarioCrashes
+            raise
+
     def run(self: Any) -> None:
+        if self._bp_broken:
+            return
+        me = getcurrent()
+        _RUNNING[me] = self
         try:
             cls.run(self)
         finally:
+            _RUNNING.pop(me, None)
             if self._bp_pending:
                 # Stopped during its think time: that iteration was never offered.
                 self._bp_pending = False
@@ -199,6 +278,7 @@ def _wrap(
         "abstract": False,
         "bp_segment": segment,
         "bp_profile": profile,
+        "bp_class_name": cls.__name__,
         "__module__": cls.__module__,
     }
     name = f"{cls.__name__}@{segment}"

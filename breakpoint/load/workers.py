@@ -18,16 +18,19 @@ import gevent
 
 from breakpoint.errors import BreakpointError, TargetError
 from breakpoint.load.arrivals import ArrivalScheduler
+from breakpoint.load.crashes import ScenarioCrashes
 from breakpoint.load.distributed import WorkerAgent
-from breakpoint.load.guard import HostGuard
+from breakpoint.load.guard import HostGuard, guarding_sessions
 from breakpoint.load.local import collect_garbage_now
 from breakpoint.load.process import quiet_locust
 from breakpoint.load.recorder import Recorder
 from breakpoint.load.samplers import start_samplers
 from breakpoint.load.settings import RunSettings, drain_s, segments_of, user_classes
+from breakpoint.load.users import measured_requests
 from breakpoint.load.vitals import WorkerVitals
 
 WORKER_CONNECT_TIMEOUT_S = 60.0
+SCENARIO_OPTS_ENV = "BREAKPOINT_WORKER_SCENARIO_OPTS"
 
 
 def run_worker(
@@ -46,10 +49,19 @@ def run_worker(
         else None
     )
     guard = HostGuard(settings.host, settings.allow_hosts)
+    crashes = ScenarioCrashes(settings.scenario)
+    not_emulated: set[str] = set()
     env = Environment(
-        user_classes=user_classes(settings, seg, recorder, scheduler, guard), host=settings.host
+        user_classes=user_classes(
+            settings, seg, recorder, scheduler, guard, crashes=crashes, not_emulated=not_emulated
+        ),
+        host=settings.host,
+        tags=None if settings.tags is None else list(settings.tags),
+        exclude_tags=None if settings.exclude_tags is None else list(settings.exclude_tags),
+        parsed_options=settings.locust_options(seg.scenario),
     )
-    env.events.request.add_listener(recorder.on_request)
+    env.events.request.add_listener(measured_requests(recorder.on_request, guard))
+    env.events.user_error.add_listener(crashes.on_user_error)
     runner = env.create_worker_runner(master_host, master_port)
     agent = WorkerAgent(
         runner,
@@ -59,8 +71,10 @@ def run_worker(
         drain_timeout_s=drain_s(seg.profiles, emulate=settings.emulate),
         collect_garbage=collect_garbage_now,
         guard=guard,
+        crashes=crashes,
+        not_emulated=not_emulated,
     )
-    samplers = start_samplers(recorder, scheduler)
+    samplers = [*start_samplers(recorder, scheduler), gevent.spawn(agent.watch_scenario)]
     vitals = WorkerVitals(
         runner,
         recorder,
@@ -71,7 +85,8 @@ def run_worker(
     samplers.append(gevent.spawn(vitals.run))
     say(f"worker connected to {master_host}:{master_port}")
     try:
-        runner.greenlet.join()
+        with guarding_sessions(guard):
+            runner.greenlet.join()
     finally:
         for g in samplers:
             g.kill(block=False)
@@ -83,6 +98,7 @@ def run_worker(
 def run_worker_spec(spec_path: Path, master_host: str, master_port: int) -> int:
     """Entry of a local worker process started by `execute` (settings from a JSON spec)."""
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    spec["scenario_opts"] = json.loads(os.environ.get(SCENARIO_OPTS_ENV, "[]"))
     return run_worker(
         RunSettings.from_spec(spec),
         master_host,
@@ -97,7 +113,10 @@ def spawn_local_workers(
     """Start `settings.workers` processes of `python -m breakpoint _worker`, logging to the run
     folder, connected to the master on 127.0.0.1:`port`."""
     spec = run_dir / "worker-spec.json"
-    spec.write_text(json.dumps(settings.to_spec()), encoding="utf-8")
+    data = settings.to_spec()
+    # The scenario's option values may be credentials: not in the run folder.
+    options = json.dumps(data.pop("scenario_opts"))
+    spec.write_text(json.dumps(data), encoding="utf-8")
     procs = []
     for i in range(settings.workers):
         log = open(run_dir / f"worker-{i + 1}.log", "wb")  # noqa: SIM115 - owned by the child
@@ -118,7 +137,7 @@ def spawn_local_workers(
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", SCENARIO_OPTS_ENV: options},
             )
         )
         log.close()

@@ -34,10 +34,11 @@ def publish(run_dir: Path, *, comparison: dict[str, Any] | None = None) -> Path:
         profiles = [profile_from_dict(d) for d in info["profiles"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreError(f"{run_dir / 'run.json'}: malformed run settings ({exc})") from None
-    analysis = analyse(stored.steps, profiles, plan, seed=plan.seed)
-    summary = build_summary(
-        info, stored.steps, analysis, plan, profiles, store_warnings=stored.warnings
-    )
+    # Steps during which the scenario's own code was failing measured nothing of the target.
+    failing = set((info.get("scenario_errors") or {}).get("failed_steps") or ())
+    steps = [s for s in stored.steps if s.index not in failing]
+    analysis = analyse(steps, profiles, plan, seed=plan.seed)
+    summary = build_summary(info, steps, analysis, plan, profiles, store_warnings=stored.warnings)
     if comparison is not None:
         summary["comparison"] = comparison
     write_json(run_dir / SUMMARY_FILE, summary)
@@ -45,7 +46,7 @@ def publish(run_dir: Path, *, comparison: dict[str, Any] | None = None) -> Path:
     html = render_html(
         info=info,
         summary=summary,
-        steps=stored.steps,
+        steps=steps,
         analysis=analysis,
         profiles=profiles,
         max_multiplier=plan.max_multiplier,

@@ -30,6 +30,36 @@ def run_warnings(info: Mapping[str, Any]) -> list[dict[str, Any]]:
                 f"blocked and not sent: {listed} (allow them with --allow-host)",
             )
         )
+    reached = info.get("reached_hosts") or {}
+    if reached:
+        listed = ", ".join(f"{host} ({n})" for host, n in sorted(reached.items()))
+        warnings.append(
+            _warning(
+                "reached_hosts",
+                "the scenario's own client reported requests to hosts other than the target; "
+                "they were sent (the guard cannot stop a custom client) and not measured: "
+                f"{listed}",
+            )
+        )
+    not_emulated = info.get("not_emulated") or []
+    if not_emulated:
+        warnings.append(
+            _warning(
+                "not_emulated",
+                f"users of {', '.join(not_emulated)} have no HTTP client to emulate: their "
+                "network was not emulated (only their device time was added); they are "
+                "measured from the requests they report (events.request)",
+            )
+        )
+    crashes = info.get("scenario_errors") or {}
+    if crashes.get("total"):
+        warnings.append(
+            _warning(
+                "scenario_errors",
+                f"the scenario's own code raised {crashes['total']} exceptions "
+                f"({'; '.join(crashes.get('first') or [])}); not measurements of the target",
+            )
+        )
     measurement = info.get("measurement") or {}
     if measurement.get("dropped_outside"):
         warnings.append(
