@@ -32,7 +32,13 @@ from breakpoint.output.comparison_view import (
 )
 from breakpoint.output.pages import ENV, table
 from breakpoint.runs.store import RUN_FILE, STEPS_FILE, load_run, resolve_runs, write_json
-from breakpoint.runs.summary import SUMMARY_FILE, RunSummary, check_comparable, read_summary
+from breakpoint.runs.summary import (
+    SUMMARY_FILE,
+    RunSummary,
+    check_comparable,
+    hosts_shown,
+    read_summary,
+)
 
 Say = Callable[[str], None]
 
@@ -204,6 +210,7 @@ def run_compare(
     comparison = replace(comparison, warnings=(*reasons, *comparison.warnings))
 
     say(f"base: {_side_name(base, sides.base)}   new: {_side_name(new, sides.new)}")
+    say(hosts_shown(base_runs, new_runs))
     rows = table_rows(comparison, base_runs, new_runs)
     for line in table(TABLE_HEADERS, rows, right=TABLE_RIGHT):
         say(line)
@@ -256,6 +263,7 @@ def _write_outputs(
         "base_label": _labels(sides.base_ref, sides.base),
         "new_label": _labels(sides.new_ref, sides.new),
         "noise_band_option": sides.noise_band,
+        "targets": hosts_shown(sides.summaries("base"), sides.summaries("new")),
         "force": sides.force,
         **comparison.to_dict(),
         "warnings": warnings,
