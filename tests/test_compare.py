@@ -130,6 +130,8 @@ def verdict_of(base: Sequence[float | None], new: Sequence[float | None], **kw: 
         pytest.param(noisy(10, 5, seed=1), noisy(7, 5, seed=2), "regression", id="drop-5-runs"),
         pytest.param(noisy(10, 5, seed=1), noisy(13, 5, seed=2), "improvement", id="rise-5-runs"),
         pytest.param(noisy(10, 8, seed=3), noisy(10, 8, seed=4), "no_change", id="aa-8-runs"),
+        pytest.param([9.8, 10.0, 10.2], [8.9, 9.1, 9.0], "regression", id="10pct-drop-3-runs"),
+        pytest.param([9.8, 10.0, 10.2], [10.1, 9.9, 10.0], "no_change", id="aa-3-runs"),
         pytest.param([10.0], [7.0], "regression", id="one-run-30pct-drop"),
         pytest.param([10.0], [13.0], "improvement", id="one-run-30pct-rise"),
         pytest.param([10.0], [9.7], "inconclusive", id="one-run-small-shift"),
