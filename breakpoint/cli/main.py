@@ -17,7 +17,7 @@ from breakpoint import __version__
 from breakpoint.cli.demo import demo, target
 from breakpoint.cli.inspect import plan, profiles
 from breakpoint.cli.run import run, worker_process
-from breakpoint.cli.stored import compare, history, report
+from breakpoint.cli.stored import check, compare, history, report
 from breakpoint.errors import BreakpointError, ExitStatus
 
 
@@ -27,7 +27,18 @@ def cli() -> None:
     """Find where each user segment breaks under load, and whether a release moved it."""
 
 
-for command in (target, profiles, plan, run, worker_process, report, demo, compare, history):
+for command in (
+    target,
+    profiles,
+    plan,
+    run,
+    worker_process,
+    report,
+    demo,
+    compare,
+    check,
+    history,
+):
     cli.add_command(command)
 
 

@@ -319,7 +319,11 @@ def fingerprint(info: Mapping[str, Any], plan: Plan, profiles: Sequence[Profile]
         "scenario": str((info.get("scenario") or {}).get("fingerprint", "")),
         "profiles": _digest(
             sorted(
-                ({k: v for k, v in p.as_dict().items() if k != "description"} for p in profiles),
+                # A requirement (min_break) is not what was measured: it may change freely.
+                (
+                    {k: v for k, v in p.as_dict().items() if k not in ("description", "min_break")}
+                    for p in profiles
+                ),
                 key=lambda d: d["name"],
             )
         ),
