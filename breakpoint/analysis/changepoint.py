@@ -5,7 +5,9 @@ is binary segmentation with a weighted two-sample test (docs/design.md#history-c
 
 * a release's mean log break has variance sigma^2 / n, where sigma^2 is the larger of its runs'
   own interval variance (half-width / 1.96, squared) and the spread between runs of the same
-  release, pooled over every release with 2+ runs; so a release of noisy runs weighs less;
+  release, pooled over every release with 2+ runs; so a release of noisy runs weighs less; and
+  never less than the scatter of successive releases' means (median absolute difference, robust
+  to the step itself), for runs whose intervals understate the noise between runs;
 * in a stretch of releases, every split is tested with z = (right mean - left mean) / its
   standard error (inverse-variance weighted means); the largest |z| is a change point when it
   passes the Bonferroni bound for the number of splits tried (alpha 0.05; t quantiles when
@@ -22,12 +24,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from scipy import stats
 
 ALPHA = 0.05
 MIN_SHIFT = math.log1p(0.03)  # the noise floor shared with the comparison's band
 _Z95 = float(stats.norm.ppf(0.975))
+_MAD_SCALE = float(stats.norm.ppf(0.75))  # median |N(0, 1)|
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,18 @@ def change_points(releases: Sequence[ReleasePoint]) -> list[ChangePoint]:
     if len(usable) < 2:
         return []
     means = [sum(r.logs) / len(r.logs) for r in usable]
-    variances, dof = _variances(usable)
+    variances, dof_between = _variances(usable)
+    dof: float | None = dof_between
+    # The releases' own scatter, from successive differences (one step changes one of them, so
+    # their median ignores it): a floor for when the runs' intervals understate the noise
+    # between runs and no release has repeats to show it.
+    steps = sorted(abs(b - a) for a, b in pairwise(means))
+    if len(steps) >= 3:
+        scatter = (steps[len(steps) // 2] / (_MAD_SCALE * math.sqrt(2))) ** 2
+        if any(scatter > v for v in variances):
+            # An estimate from a few differences: t quantiles with their degrees of freedom.
+            dof = min(dof, len(steps) - 1) if dof is not None else len(steps) - 1
+        variances = [max(v, scatter) for v in variances]
     found: list[ChangePoint] = []
     stretches = [(0, len(usable))]
     while stretches:
