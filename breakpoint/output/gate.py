@@ -92,8 +92,9 @@ def run_check(
     measured = {seg.profile for s in summaries for seg in s.segments}
     unknown = [p for p in requirements if p not in measured]
     if unknown:
+        origin = "--require" if unknown[0] in required else "min_break of profile"
         raise UsageError(
-            f"--require {unknown[0]}: no such segment in {ref} "
+            f"{origin} {unknown[0]}: no such segment in {ref} "
             f"(its segments: {', '.join(sorted(measured)) or 'none'})"
         )
     for reason in differences(summaries, []):
