@@ -25,6 +25,7 @@ from breakpoint.runs.summary import (
     Fingerprint,
     RunSummary,
     differences,
+    hosts_shown,
     read_summary,
 )
 from breakpoint.runs.summary import check_comparable as check_summaries
@@ -129,6 +130,8 @@ def verdict_of(base: Sequence[float | None], new: Sequence[float | None], **kw: 
         pytest.param(noisy(10, 5, seed=1), noisy(7, 5, seed=2), "regression", id="drop-5-runs"),
         pytest.param(noisy(10, 5, seed=1), noisy(13, 5, seed=2), "improvement", id="rise-5-runs"),
         pytest.param(noisy(10, 8, seed=3), noisy(10, 8, seed=4), "no_change", id="aa-8-runs"),
+        pytest.param([9.8, 10.0, 10.2], [8.9, 9.1, 9.0], "regression", id="10pct-drop-3-runs"),
+        pytest.param([9.8, 10.0, 10.2], [10.1, 9.9, 10.0], "no_change", id="aa-3-runs"),
         pytest.param([10.0], [7.0], "regression", id="one-run-30pct-drop"),
         pytest.param([10.0], [13.0], "improvement", id="one-run-30pct-rise"),
         pytest.param([10.0], [9.7], "inconclusive", id="one-run-small-shift"),
@@ -299,13 +302,12 @@ def test_segments_on_one_side_only_are_reported() -> None:
         pytest.param({"scenario": "d" * 64}, "scenario", id="scenario"),
         pytest.param({"profiles": "e" * 64}, "profiles", id="profiles"),
         pytest.param({"plan": "f" * 64}, "plan", id="plan"),
-        pytest.param({"target": "c=4 S=20ms http://127.0.0.1:8089"}, "target", id="target"),
         pytest.param({"model": "closed 40 users"}, "load-model", id="model-settings"),
         pytest.param({"emulation": False}, "emulation", id="emulation"),
     ],
 )
 def test_incomparable_fingerprints_refused_unless_forced(change: dict[str, str], word: str) -> None:
-    """Runs with another scenario, profiles, plan, target or model are refused unless forced."""
+    """Runs with another scenario, profiles, plan or model are refused unless forced."""
     base = runs([10.0], label="base")
     new = runs([10.0], label="new", fingerprint=change)
     with pytest.raises(IncompatibleRunsError, match=word):
@@ -313,6 +315,20 @@ def test_incomparable_fingerprints_refused_unless_forced(change: dict[str, str],
     reasons = check_comparable(base, new, force=True)
     assert len(reasons) == 1 and word in reasons[0]
     assert differences(typed(base), typed(new)) == reasons
+
+
+def test_a_different_target_is_shown_never_refused() -> None:
+    """Base and candidate deployments differ in URL: the runs compare, and both hosts are named."""
+    base = [{**runs([10.0], label="base")[0], "host": "http://127.0.0.1:8001"}]
+    new = [
+        {
+            **runs([10.0], label="new", fingerprint={"target": "http://127.0.0.1:8002"})[0],
+            "host": "http://127.0.0.1:8002",
+        }
+    ]
+    assert check_comparable(base, new) == []
+    shown = hosts_shown(typed(base), typed(new))
+    assert "base http://127.0.0.1:8001" in shown and "new http://127.0.0.1:8002" in shown
 
 
 def test_different_load_model_refused() -> None:

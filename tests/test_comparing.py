@@ -322,19 +322,22 @@ def test_runs_stopped_below_their_cap_are_flagged(
     assert segment["verdict"] == "inconclusive" and "stopped short" in segment["note"]
 
 
-def test_three_runs_a_side_print_the_rank_test_p_value(
+def test_three_runs_a_side_decide_with_welchs_test(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With three runs a side (`run --repeat 3`) the table shows the Mann-Whitney p-value."""
+    """With three runs a side (`run --repeat 3`) Welch's test decides, and its p-value is shown."""
     write_release(tmp_path, "v1", [9.6, 9.8, 9.7], start=0)
-    write_release(tmp_path, "v2", [6.7, 6.9, 6.8], start=10)
+    write_release(tmp_path, "v2", [8.6, 8.8, 8.7], start=10)
     code, out, _ = run_cli(capsys, "compare", "v1", "v2", "--out", str(tmp_path))
     (folder,) = comparison_folders(tmp_path)
     segment = json.loads((folder / "comparison.json").read_text())["segments"][0]
-    assert segment["method"] == "bootstrap" and segment["p_value"] == pytest.approx(0.1)
+    assert segment["method"] == "bootstrap" and segment["test"] == "welch_t"
+    assert segment["p_value"] < 0.001
     row = next(line for line in out.splitlines() if line.startswith(LOWEND))
-    assert "(3)" in row and " 0.1 " in row
-    assert code == 3  # 3 vs 3 cannot reach p < 0.05: the run intervals, far apart, decide
+    assert "(3)" in row and f" {segment['p_value']:.3g} " in row
+    # A 10% drop: the ±5% run intervals widened by the band overlap, so the old rule could not
+    # decide it at 3 vs 3; the test over the runs does.
+    assert code == 3
     assert "p-value" in (folder / "comparison.html").read_text()
 
 

@@ -1,7 +1,7 @@
 """Each segment's breaking point release by release, for `breakpoint history`'s trend report.
 
-Pure: runs in (the same `RunLike` as the comparison), one point per label and segment out
-(docs/design.md#comparison).
+Pure: runs in (the same `RunLike` as the comparison), one point per label and segment out, and
+the releases at which a segment's break changed (docs/design.md#history-change-points).
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from breakpoint.analysis.changepoint import ChangePoint, ReleasePoint, change_points
 from breakpoint.analysis.release_input import (
     BreakLike,
     RunLike,
     held_bound,
+    log_break,
     positive,
     segment_breaks,
 )
@@ -77,3 +79,33 @@ def history(summaries: Sequence[RunLike]) -> dict[str, list[dict[str, Any]]]:
                 }
             )
     return trend
+
+
+def changes(summaries: Sequence[RunLike]) -> dict[str, list[ChangePoint]]:
+    """Per segment, the releases (labels in time order) at which its breaking point changed.
+
+    Each run counts with its own interval (analysis/changepoint.py); runs that held to the cap
+    or have no usable break are left out. Indices refer to `history()`'s points of the segment.
+    """
+    found: dict[str, list[ChangePoint]] = {}
+    series: dict[str, list[ReleasePoint]] = {}
+    for label, runs in _in_time_order(summaries).items():
+        per_segment: dict[str, list[tuple[float, float]]] = {}
+        for run in runs:
+            for profile, raw in segment_breaks(run).items():
+                if raw is None:
+                    continue
+                per_segment.setdefault(profile, [])
+                parsed = log_break(raw, run)
+                if parsed is not None and not parsed.censored:
+                    half = max(parsed.point - parsed.lower, parsed.upper - parsed.point)
+                    per_segment[profile].append((parsed.point, half))
+        for profile, items in per_segment.items():
+            series.setdefault(profile, []).append(
+                ReleasePoint(label, tuple(y for y, _ in items), tuple(h for _, h in items))
+            )
+    for profile, releases in series.items():
+        points = change_points(releases)
+        if points:
+            found[profile] = points
+    return found

@@ -21,9 +21,10 @@ Method = Literal["bootstrap", "run_intervals", "censored"]
 
 MIN_NOISE_BAND = 0.03
 AA_BAND_FACTOR = 2.0
-ALPHA = 0.05  # two-sided level of the interval and of the rank test
+ALPHA = 0.05  # two-sided level of the interval and of the test
 POWER = 0.80  # for runs_needed
-MIN_RUNS_FOR_RANK_TEST = 3
+MIN_RUNS_FOR_TEST = 2  # Welch's t on log breaks needs a spread on each side
+TEST_NAME = "welch_t"  # the test that decides with 2+ runs a side (SegmentComparison.test)
 BOOTSTRAP_RESAMPLES = 4000
 MAX_RUNS_NEEDED = 1000  # beyond this, more runs are not a practical answer
 _Z_INTERVAL = float(stats.norm.ppf(1 - ALPHA / 2))
@@ -40,7 +41,7 @@ class SegmentComparison:
     ratio: float | None  # geometric mean new / geometric mean base
     ratio_low: float | None  # interval of the ratio; None when unbounded
     ratio_high: float | None
-    p_value: float | None  # Mann-Whitney U, two-sided; None below 3 runs a side
+    p_value: float | None  # Welch's t on log breaks, two-sided; None below 2 runs a side
     noise_band: float  # relative, e.g. 0.03
     aa_spread: float | None  # log-sd between runs (~ coefficient of variation)
     base_multiplier: float | None
@@ -49,6 +50,7 @@ class SegmentComparison:
     new_runs: int
     runs_needed: int | None  # runs per side that would decide; inconclusive only
     note: str = ""
+    test: str | None = None  # which test gave p_value ("welch_t"), None without one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,25 +88,28 @@ def _bootstrap_log_ratio(y_base: np.ndarray, y_new: np.ndarray, seed: int) -> tu
     return float(diffs[k]), float(diffs[-1 - k])
 
 
-def _mann_whitney(y_base: np.ndarray, y_new: np.ndarray) -> float | None:
-    if min(len(y_base), len(y_new)) < MIN_RUNS_FOR_RANK_TEST:
+def _welch(y_base: np.ndarray, y_new: np.ndarray) -> float | None:
+    """Two-sided p of Welch's t-test on log breaks; None below 2 runs a side or with no spread.
+
+    Chosen over Mann-Whitney because it can decide with the runs teams make: the exact rank
+    test's smallest two-sided p at 3 vs 3 is 0.1, so it never reaches 0.05 there. Breaks are
+    close to log-normal between runs (benchmarks/comparison.py measures the false alarms).
+    """
+    if min(len(y_base), len(y_new)) < MIN_RUNS_FOR_TEST:
         return None
-    if np.ptp(np.concatenate([y_base, y_new])) == 0:
-        return 1.0  # every run identical: the test's variance is zero, nothing differs
-    return float(stats.mannwhitneyu(y_new, y_base, alternative="two-sided").pvalue)
+    if np.var(y_base) + np.var(y_new) == 0:
+        return None  # every run of each side identical: no spread to test against
+    return float(stats.ttest_ind(y_new, y_base, equal_var=False).pvalue)
 
 
-def _rank_test_can_decide(n_base: int, n_new: int) -> bool:
-    """Whether the exact two-sided test can reach ALPHA at all with these sample sizes."""
-    if min(n_base, n_new) < MIN_RUNS_FOR_RANK_TEST:
-        return False
-    # Its smallest p-value (complete separation) is 2 / C(n_base + n_new, n_base).
-    return 2.0 / math.comb(n_base + n_new, n_base) < ALPHA
-
-
-_MIN_RUNS_TO_SHOW_CHANGE = next(
-    n for n in range(MIN_RUNS_FOR_RANK_TEST, 100) if _rank_test_can_decide(n, n)
-)
+def _t_runs(spread: float, distance: float) -> int:
+    """Runs a side for Welch's test at ALPHA to find `distance` with POWER (equal spreads)."""
+    for n in range(MIN_RUNS_FOR_TEST, MAX_RUNS_NEEDED):
+        dof = 2 * n - 2
+        need = 2 * (stats.t.ppf(1 - ALPHA / 2, dof) + stats.t.ppf(POWER, dof)) ** 2
+        if need * spread**2 / distance**2 <= n:
+            return n
+    return MAX_RUNS_NEEDED
 
 
 def _runs_needed(shift: float, spread: float, band: float, runs_now: int) -> int:
@@ -112,17 +117,16 @@ def _runs_needed(shift: float, spread: float, band: float, runs_now: int) -> int
 
     The two-sample size for a difference of means, n = 2 (z_0.975 + z_0.80)^2 s^2 / delta^2,
     where delta is the observed shift when it lies beyond the band (to show it is real) or its
-    distance to the band edge when inside (to show it stays inside); at least the fewest runs a
-    side at which the rank test can reach 0.05 (4) to show a change.
+    distance to the band edge when inside (to show it stays inside); showing a change takes
+    Welch's test, sized with t quantiles (more runs than the normal formula at a few runs).
     """
     distance = abs(shift) if abs(shift) >= band else band - abs(shift)
     if distance < 1e-9:  # a shift right on the band edge: no number of runs settles it
         return MAX_RUNS_NEEDED
     exact = 2 * (_Z_INTERVAL + _Z_POWER) ** 2 * spread**2 / distance**2
     n = math.ceil(exact) if exact < MAX_RUNS_NEEDED else MAX_RUNS_NEEDED
-    if abs(shift) >= band:
-        # Showing a change takes the rank test, which needs enough runs to reach ALPHA at all.
-        n = max(n, _MIN_RUNS_TO_SHOW_CHANGE)
+    if abs(shift) >= band and n < MAX_RUNS_NEEDED:
+        n = max(n, _t_runs(spread, distance))
     return min(MAX_RUNS_NEEDED, max(n, runs_now + 1, 2))
 
 
@@ -154,11 +158,12 @@ def compare_segment(
     replaces the spread estimated from the runs (e.g. from a dedicated A/A campaign).
 
     * Bootstrap path (>= 2 runs a side, nothing censored): a seeded bootstrap over runs gives a
-      95% interval of the ratio, Mann-Whitney U a p-value when both sides have >= 3 runs.
-      Regression: the ratio below the band, the interval below 1, and p < 0.05 where the sizes
-      let the exact test get there (not 3 vs 3 or 3 vs 4), else the run-interval rule. (With
-      so few runs the interval and band are optimistic: in A/A simulations 2 vs 2 runs gave 9%
-      false regressions on the bootstrap alone.) No change: the interval inside the band.
+      95% interval of the ratio, Welch's t-test on log breaks the p-value. Regression: the
+      ratio below the band, the interval below 1, and either p < 0.05 or every new run's
+      interval (widened by the band) below every base run's (the one-run rule). (With
+      so few runs the bootstrap interval alone is optimistic: in A/A simulations 2 vs 2 runs
+      gave 9% false regressions on it; benchmarks/comparison.py measures the full rule.)
+      No change: the interval inside the band.
     * Run-interval path (one run on a side): each run's interval widened by the band stands in
       for the spread; regression when every new interval lies below every base one. One run a
       side never proves "no change".
@@ -223,13 +228,14 @@ def compare_segment(
     elif len(base) >= 2 and len(new) >= 2:
         method = "bootstrap"
         low, high = _bootstrap_log_ratio(y_base, y_new, seed)
-        p_value = _mann_whitney(y_base, y_new)
-        if p_value is not None and _rank_test_can_decide(len(base), len(new)):
-            down = up = p_value < ALPHA
-        else:
-            fallback_low, fallback_high = _disjoint(base, new, band)
-            down, up = fallback_high < 0, fallback_low > 0
-            note = "too few runs for the rank test: a change also needs the run intervals apart"
+        p_value = _welch(y_base, y_new)
+        # The decider: Welch's test, or every run's widened interval apart (the one-run rule,
+        # which decides large shifts that 2 runs a side leave the test too few degrees for).
+        apart_low, apart_high = _disjoint(base, new, band)
+        significant = p_value is not None and p_value < ALPHA
+        down, up = significant or apart_high < 0, significant or apart_low > 0
+        if p_value is None:
+            note = "no spread between runs to test: a change also needs the run intervals apart"
         if shift < -band and high < 0 and down:
             verdict = "regression"
         elif shift > band and low > 0 and up:
@@ -277,4 +283,5 @@ def compare_segment(
         new_runs=len(new),
         runs_needed=runs_needed,
         note=note,
+        test=TEST_NAME if p_value is not None else None,
     )

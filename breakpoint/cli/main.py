@@ -19,7 +19,7 @@ from breakpoint.cli.config import defaults_for
 from breakpoint.cli.demo import demo, target
 from breakpoint.cli.inspect import plan, profiles
 from breakpoint.cli.run import run, worker_process
-from breakpoint.cli.stored import compare, history, report
+from breakpoint.cli.stored import check, compare, history, report
 from breakpoint.errors import BreakpointError, ExitStatus
 
 
@@ -33,7 +33,18 @@ def cli(ctx: click.Context) -> None:
         ctx.default_map = {"run": defaults_for(run, Path.cwd())}
 
 
-for command in (target, profiles, plan, run, worker_process, report, demo, compare, history):
+for command in (
+    target,
+    profiles,
+    plan,
+    run,
+    worker_process,
+    report,
+    demo,
+    compare,
+    check,
+    history,
+):
     cli.add_command(command)
 
 

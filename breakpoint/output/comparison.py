@@ -21,6 +21,8 @@ from markupsafe import Markup
 from breakpoint import __version__
 from breakpoint.analysis.release import Comparison, SegmentComparison, compare
 from breakpoint.errors import StoreError, UsageError
+from breakpoint.output.ci import append_step_summary, write_junit
+from breakpoint.output.comparison_ci import junit_cases, summary_markdown
 from breakpoint.output.comparison_view import (
     TABLE_HEADERS,
     TABLE_RIGHT,
@@ -32,7 +34,13 @@ from breakpoint.output.comparison_view import (
 )
 from breakpoint.output.pages import ENV, table
 from breakpoint.runs.store import RUN_FILE, STEPS_FILE, load_run, resolve_runs, write_json
-from breakpoint.runs.summary import SUMMARY_FILE, RunSummary, check_comparable, read_summary
+from breakpoint.runs.summary import (
+    SUMMARY_FILE,
+    RunSummary,
+    check_comparable,
+    hosts_shown,
+    read_summary,
+)
 
 Say = Callable[[str], None]
 
@@ -114,6 +122,9 @@ def _load_side(out_dir: Path, ref: str, side: str, say: Say) -> list[SideRun]:
     return runs
 
 
+load_side = _load_side  # for `check`, which reads one side the same way
+
+
 def _labels(ref: str, runs: Sequence[SideRun]) -> str:
     labels = list(dict.fromkeys(r.summary.label or "" for r in runs))
     return ", ".join(lb for lb in labels if lb) or ref
@@ -183,6 +194,8 @@ def run_compare(
     out_dir: Path,
     force: bool = False,
     noise_band: float | None = None,
+    junit: Path | None = None,
+    step_summary: Path | None = None,
     say: Say = print,
 ) -> int:
     """Compare the runs named by `base` and `new`; returns the exit code (0, or 3 on regression)."""
@@ -204,6 +217,7 @@ def run_compare(
     comparison = replace(comparison, warnings=(*reasons, *comparison.warnings))
 
     say(f"base: {_side_name(base, sides.base)}   new: {_side_name(new, sides.new)}")
+    say(hosts_shown(base_runs, new_runs))
     rows = table_rows(comparison, base_runs, new_runs)
     for line in table(TABLE_HEADERS, rows, right=TABLE_RIGHT):
         say(line)
@@ -234,6 +248,16 @@ def run_compare(
             f"note: no stored steps in {', '.join(not_updated)}: "
             "the comparison is not embedded in their reports"
         )
+    if junit is not None:
+        write_junit(
+            junit,
+            f"breakpoint compare {base} vs {new}",
+            junit_cases(comparison),
+            classname="breakpoint.compare",
+        )
+        say(f"junit: {junit}")
+    if step_summary is not None:
+        append_step_summary(step_summary, summary_markdown(comparison, base_runs, new_runs))
     say(f"comparison report: {folder / COMPARISON_HTML}")
     say(str(folder))
     return comparison.exit_code()
@@ -256,6 +280,7 @@ def _write_outputs(
         "base_label": _labels(sides.base_ref, sides.base),
         "new_label": _labels(sides.new_ref, sides.new),
         "noise_band_option": sides.noise_band,
+        "targets": hosts_shown(sides.summaries("base"), sides.summaries("new")),
         "force": sides.force,
         **comparison.to_dict(),
         "warnings": warnings,

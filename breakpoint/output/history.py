@@ -16,9 +16,10 @@ import matplotlib.pyplot as plt
 from markupsafe import Markup
 
 from breakpoint import __version__
-from breakpoint.analysis.release_history import history
+from breakpoint.analysis.changepoint import ChangePoint
+from breakpoint.analysis.release_history import changes, history
 from breakpoint.errors import StoreError
-from breakpoint.output.pages import ENV, fmt_break, fmt_when, plain, table
+from breakpoint.output.pages import ENV, fmt_break, fmt_when, fmt_x, plain, table
 from breakpoint.output.report import (
     plots,  # also selects matplotlib's Agg backend before any figure exists
 )
@@ -50,6 +51,20 @@ def trend_chart(profile: str, points: Sequence[Mapping[str, Any]], colour: str) 
         if point.get("not_reached") and point.get("cap"):
             ax.plot([x], [point["cap"]], marker="^", color=colour, mfc="none", markersize=8)
             top = max(top, point["cap"])
+    for x, point in zip(xs, points, strict=True):
+        if point.get("change"):
+            ax.axvline(x - 0.5, color="#b3261e", lw=1.2, ls="--")
+            ax.annotate(
+                f"{point['change_ratio'] - 1:+.0%}",
+                xy=(x - 0.5, 0.98),
+                xycoords=("data", "axes fraction"),
+                ha="left",
+                va="top",
+                fontsize=7,
+                color="#b3261e",
+                xytext=(3, 0),
+                textcoords="offset points",
+            )
     measured = [(x, p["multiplier"]) for x, p in zip(xs, points, strict=True) if p["multiplier"]]
     if len(measured) > 1:
         ax.plot([x for x, _ in measured], [m for _, m in measured], color=colour, lw=1, alpha=0.5)
@@ -92,6 +107,25 @@ def _history_rows(
     return headers, rows
 
 
+def change_text(profile: str, change: ChangePoint) -> str:
+    """One change point as a sentence: which release moved the break, from what to what."""
+    return (
+        f"{profile}: breaking point moved at {change.label}: {fmt_x(change.before)} → "
+        f"{fmt_x(change.after)} ({change.ratio - 1:+.0%}; z {change.z:+.1f}, "
+        f"needed ±{change.threshold:.1f})"
+    )
+
+
+def _change_lines(found: Mapping[str, Sequence[ChangePoint]], releases: int) -> list[str]:
+    lines = [f"change: {change_text(p, c)}" for p, cs in found.items() for c in cs]
+    if not lines and releases >= 2:
+        lines = [
+            f"no change point: no segment's breaking point moved beyond the run-to-run noise "
+            f"across {releases} releases (runs that held to the cap are not counted)"
+        ]
+    return lines
+
+
 def run_history(*, out_dir: Path, html_path: Path | None = None, say: Say = print) -> None:
     """Print every stored run with each segment's break; optionally write a trend report."""
     runs = indexed_runs(out_dir)
@@ -104,9 +138,20 @@ def run_history(*, out_dir: Path, html_path: Path | None = None, say: Say = prin
             say(line)
         if any(r.breaks and any(b.label == "extrapolated" for b in r.breaks) for r in runs):
             say("* extrapolated beyond the last measured step; ≥: held up to the cap")
+    published = [r.as_summary() for r in runs if r.has_summary]
+    found = changes(published)
+    releases = len({r.label or r.run_id for r in published})
+    for line in _change_lines(found, releases):
+        say(line)
     if html_path is None:
         return
-    trend = history([r.as_summary() for r in runs if r.has_summary])
+    trend = history(published)
+    for profile, points in trend.items():
+        for change in found.get(profile, ()):
+            points[change.index] |= {
+                "change": change_text(profile, change),
+                "change_ratio": change.ratio,
+            }
     charts = [
         {
             "profile": profile,
@@ -123,6 +168,7 @@ def run_history(*, out_dir: Path, html_path: Path | None = None, say: Say = prin
         headers=headers,
         rows=rows,
         charts=charts,
+        changes=_change_lines(found, releases),
         version=__version__,
     )
     try:

@@ -64,6 +64,7 @@ class Profile:
     default: bool = False
     source: str = ""
     path: str = ""
+    min_break: float | None = None  # required breaking point (X) for `breakpoint check`
 
     def with_slo_p95(self, p95_ms: float) -> Profile:
         return replace(self, slo=replace(self.slo, p95_ms=p95_ms))
@@ -120,7 +121,7 @@ class Profile:
             },
             "slo": {"p95_ms": self.slo.p95_ms, "error_rate": self.slo.error_rate},
             "source": self.source,
-        }
+        } | ({} if self.min_break is None else {"min_break": self.min_break})
 
 
 def profile_from_dict(d: Mapping[str, Any]) -> Profile:
@@ -151,6 +152,7 @@ def profile_from_dict(d: Mapping[str, Any]) -> Profile:
         ),
         slo=Slo(p95_ms=float(slo["p95_ms"]), error_rate=float(slo["error_rate"])),
         source=d.get("source", ""),
+        min_break=None if d.get("min_break") is None else float(d["min_break"]),
     )
 
 
@@ -162,6 +164,7 @@ _TOP: dict[str, tuple[type, bool]] = {
     "share": (float, True),
     "default": (bool, False),
     "source": (str, False),
+    "min_break": (float, False),
 }
 _SECTIONS: dict[str, dict[str, _Rule]] = {
     "network": {
@@ -192,6 +195,7 @@ _FIXES = {
     "cpu_slowdown": "1 for a desktop, 4 to 6 for a low-end phone",
     "p95_ms": "the p95 latency objective in milliseconds, e.g. p95_ms = 2000",
     "error_rate": "a fraction between 0 and 1, e.g. error_rate = 0.01",
+    "min_break": "the lowest acceptable breaking point as a multiplier, e.g. min_break = 5",
 }
 
 
@@ -241,6 +245,16 @@ def parse_profile(data: Mapping[str, Any], *, source: str) -> Profile:
     share = _check_number(
         data["share"], (float, 0, False, 1_000_000, True), source=source, field="share"
     )
+    min_break = None
+    if "min_break" in data:
+        min_break = float(
+            _check_number(
+                data["min_break"],
+                (float, 0, False, 1_000_000, False),
+                source=source,
+                field="min_break",
+            )
+        )
     sections: dict[str, dict[str, Any]] = {}
     for section, rules in _SECTIONS.items():
         table = data.get(section)
@@ -273,6 +287,7 @@ def parse_profile(data: Mapping[str, Any], *, source: str) -> Profile:
         default=bool(data.get("default", False)),
         source=data.get("source", ""),
         path=source,
+        min_break=min_break,
     )
 
 

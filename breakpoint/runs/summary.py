@@ -134,6 +134,7 @@ class RunSummary:
     baseline: tuple[float, str] | None = None  # (value, unit)
     warnings: tuple[str, ...] = ()
     breakpoint_version: str | None = None
+    host: str | None = None  # the target's URL as given to `run`
 
     @property
     def name(self) -> str:
@@ -182,6 +183,7 @@ class RunSummary:
                 if isinstance(w, Mapping) and "message" in w
             ),
             breakpoint_version=_text(_mapping(data.get("versions")).get("breakpoint")),
+            host=_text(data.get("host")),
         )
 
 
@@ -208,7 +210,9 @@ def read_summary(run_dir: Path) -> RunSummary:
 
 # -- comparability -----------------------------------------------------------------------------
 
-# What must agree for runs to be compared, with the words a refusal uses.
+# What must agree for runs to be compared, with the words a refusal uses. What was measured, not
+# where: the target (host URL) is not here, because a base and a candidate deployment almost
+# always differ in URL; `hosts_shown` names it instead (docs/design.md#comparison).
 _MUST_AGREE: tuple[tuple[str, Callable[[RunSummary], Any]], ...] = (
     ("load model", lambda run: run.model),
     *(
@@ -217,7 +221,6 @@ _MUST_AGREE: tuple[tuple[str, Callable[[RunSummary], Any]], ...] = (
             ("scenario", "scenario"),
             ("profiles", "profiles"),
             ("plan", "plan"),
-            ("target", "target"),
             ("model", "load-model settings"),
             ("emulation", "emulation"),
         )
@@ -241,14 +244,15 @@ def differences(base: Sequence[RunSummary], new: Sequence[RunSummary]) -> list[s
     """Why the base runs and the new runs may not be compared; empty when they may.
 
     The one comparability rule (docs/design.md#comparison): same load model, scenario,
-    profiles, plan, target, load-model settings and emulation, on every run of both sides.
+    profiles, plan, load-model settings and emulation, on every run of both sides. The target
+    may differ (see `hosts_shown`).
     """
     reasons = []
     unchecked = [run.name for run in (*base, *new) if run.fingerprint is None]
     if unchecked:
         reasons.append(
             f"no fingerprint in run {', '.join(unchecked)}: cannot check that the runs used "
-            "the same scenario, profiles, plan and target"
+            "the same scenario, profiles and plan"
         )
     for words, value in _MUST_AGREE:
         sides = [_distinct(value(run) for run in runs) for runs in (base, new)]
@@ -256,6 +260,20 @@ def differences(base: Sequence[RunSummary], new: Sequence[RunSummary]) -> list[s
             shown = ["/".join(_shown(v) for v in values) for values in sides]
             reasons.append(f"different {words}: base {shown[0]} vs new {shown[1]}")
     return reasons
+
+
+def hosts_shown(base: Sequence[RunSummary], new: Sequence[RunSummary]) -> str:
+    """The target of each side in one line (recorded and shown, never a reason to refuse)."""
+
+    def side(runs: Sequence[RunSummary]) -> str:
+        found = _distinct(
+            run.host or (run.fingerprint.target if run.fingerprint else None) for run in runs
+        )
+        return " / ".join(str(t) for t in found if t) or "not recorded"
+
+    shown = [side(base), side(new)]
+    same = "" if shown[0] != shown[1] else " (the same target)"
+    return f"target: base {shown[0]}, new {shown[1]}{same}"
 
 
 def check_comparable(
@@ -289,8 +307,8 @@ def fingerprint(info: Mapping[str, Any], plan: Plan, profiles: Sequence[Profile]
     """The `fingerprint` of a run: what `differences` checks.
 
     The plan's seed and refinement settings do not change what is measured, so they are left
-    out. For the embedded demo target only its capacity settings count (its service time is
-    what a "release" changes); for any other target, its URL.
+    out. `target` is recorded (the embedded demo target by its capacity settings, any other by
+    its URL) but not compared: releases are measured on different deployments.
     """
     target = info.get("target") or {}
     if target.get("kind") == "embedded":
@@ -301,7 +319,11 @@ def fingerprint(info: Mapping[str, Any], plan: Plan, profiles: Sequence[Profile]
         "scenario": str((info.get("scenario") or {}).get("fingerprint", "")),
         "profiles": _digest(
             sorted(
-                ({k: v for k, v in p.as_dict().items() if k != "description"} for p in profiles),
+                # A requirement (min_break) is not what was measured: it may change freely.
+                (
+                    {k: v for k, v in p.as_dict().items() if k not in ("description", "min_break")}
+                    for p in profiles
+                ),
                 key=lambda d: d["name"],
             )
         ),
