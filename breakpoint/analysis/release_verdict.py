@@ -97,9 +97,17 @@ def _welch(y_base: np.ndarray, y_new: np.ndarray) -> float | None:
     """
     if min(len(y_base), len(y_new)) < MIN_RUNS_FOR_TEST:
         return None
-    if np.var(y_base) + np.var(y_new) == 0:
+    # Computed here rather than by scipy.stats.ttest_ind, which warns (precision loss) when one
+    # side's runs are identical; Welch's statistic is still defined then (from the other side).
+    v_base = float(np.var(y_base, ddof=1)) / len(y_base)
+    v_new = float(np.var(y_new, ddof=1)) / len(y_new)
+    if v_base + v_new <= 0:
         return None  # every run of each side identical: no spread to test against
-    return float(stats.ttest_ind(y_new, y_base, equal_var=False).pvalue)
+    t = (float(np.mean(y_new)) - float(np.mean(y_base))) / np.sqrt(v_base + v_new)
+    dof = (v_base + v_new) ** 2 / (
+        v_base**2 / max(1, len(y_base) - 1) + v_new**2 / max(1, len(y_new) - 1)
+    )
+    return float(2 * stats.t.sf(abs(t), dof))
 
 
 def _t_runs(spread: float, distance: float) -> int:
