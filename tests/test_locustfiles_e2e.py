@@ -54,6 +54,10 @@ def test_plain_users_with_their_own_client_and_a_markov_taskset(
         f'out = "{tmp_path / "reports"}"\n'
     )
     path = SCENARIOS / "plain_users.py"
+    # The unit tests may have imported this file already, with the default host (a file is
+    # imported once per process): import it again under this test's environment.
+    for key in [k for k in _LOADED if k[0] == str(path.resolve())]:
+        del _LOADED[key]
     code = main(
         ["run", "-f", str(path), "RpcUser", "MarkovUser", "TwoHosts", "--scenario-opt",
          "shop-id=90817", "--label", "from-cli", *QUICK]
