@@ -72,6 +72,26 @@ def out_option(help_text: str) -> Callable[[F], F]:
     )
 
 
+# -- the roadmap (docs/design.md#roadmap) -------------------------------------------------------
+
+roadmap_options = options(
+    click.option(
+        "--expected-peak",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="The peak you expect, in multiples of 1X (headroom = break / peak; default 1X, "
+        "or what the run was given).",
+    ),
+    click.option(
+        "--target-multiplier",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="The load each segment should hold, in multiples of 1X: the report says how much "
+        "capacity that takes (default 10X, or what the run was given).",
+    ),
+)
+
+
 # -- the plan ------------------------------------------------------------------------------------
 
 plan_options = options(

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import click
 
-from breakpoint.cli.options import PlanOptions, echo, gathered, out_option, plan_options
+from breakpoint.analysis.roadmap import AS_STORED, RoadmapAsked
+from breakpoint.cli.options import (
+    PlanOptions,
+    echo,
+    gathered,
+    out_option,
+    plan_options,
+    roadmap_options,
+)
 from breakpoint.cli.scenario_args import (
     ScenarioFlags,
     resolve_host,
@@ -85,6 +93,7 @@ class Distribution:
 )
 @scenario_options
 @plan_options
+@roadmap_options
 @click.option(
     "--label", default="run", show_default=True, help="Run label, e.g. the release under test."
 )
@@ -183,6 +192,7 @@ class Distribution:
     limits=Limits,
     spread=Distribution,
     scenario_flags=ScenarioFlags,
+    roadmap=RoadmapAsked,
 )
 def run(
     options: RunOptions,
@@ -190,6 +200,7 @@ def run(
     limits: Limits,
     spread: Distribution,
     scenario_flags: ScenarioFlags,
+    roadmap: RoadmapAsked,
 ) -> None:
     """Drive load from 1X up, step by step, and find where each segment breaks."""
     from breakpoint.load.preflight import check_host_url, check_store, check_target, ensure_fd_limit
@@ -277,21 +288,21 @@ def run(
                 run_dir = execute(this, search, progress=view)
         except ScenarioFailedError as failed:
             # The steps measured while the scenario worked are reported; then the error.
-            publish_or_say(failed.path)
+            publish_or_say(failed.path, roadmap)
             raise
         except RunInterrupted as stopped:
-            publish_or_say(stopped.path)
+            publish_or_say(stopped.path, roadmap)
             raise SystemExit(int(ExitStatus.INTERRUPTED)) from None
-        if not publish_or_say(run_dir):
+        if not publish_or_say(run_dir, roadmap):
             raise SystemExit(int(ExitStatus.ERROR))
 
 
-def publish_or_say(run_dir: Path) -> bool:
+def publish_or_say(run_dir: Path, roadmap: RoadmapAsked = AS_STORED) -> bool:
     """Write the run's report; if that fails, say how to retry. The run folder prints last."""
     from breakpoint.output.publish import publish
 
     try:
-        echo(f"report: {publish(run_dir)}")
+        echo(f"report: {publish(run_dir, roadmap=roadmap)}")
         ok = True
     except Exception as exc:  # the measurements are safe on disk whatever went wrong here
         click.echo(

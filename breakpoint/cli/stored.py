@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from breakpoint.cli.options import echo, out_option
+from breakpoint.analysis.roadmap import RoadmapAsked
+from breakpoint.cli.options import echo, out_option, roadmap_options
 from breakpoint.errors import UsageError
 
 # GitHub Actions names a Markdown file here; when set, compare and check append their summary.
@@ -31,11 +32,12 @@ def _step_summary() -> Path | None:
 
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
+@roadmap_options
+def report(run_dir: Path, expected_peak: float | None, target_multiplier: float | None) -> None:
     """Re-render the report of a stored run (complete or partial)."""
     from breakpoint.output.publish import publish
 
-    echo(str(publish(run_dir)))
+    echo(str(publish(run_dir, roadmap=RoadmapAsked(expected_peak, target_multiplier))))
 
 
 @click.command()

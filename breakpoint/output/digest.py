@@ -86,6 +86,7 @@ def _headline(summary: RunSummary) -> str:
 
 def markdown(summary: RunSummary | Mapping[str, Any]) -> str:
     """A short digest for CI logs and pull-request comments (of a summary, or its document)."""
+    plan_for = None if isinstance(summary, RunSummary) else summary.get("roadmap")
     if not isinstance(summary, RunSummary):
         summary = RunSummary.from_dict(summary)
     value, unit = summary.baseline or (0.0, "")
@@ -104,6 +105,8 @@ def markdown(summary: RunSummary | Mapping[str, Any]) -> str:
     for seg in summary.segments:
         b = seg.breaking or _NO_BREAK
         lines.append(f"| {_md(seg.profile)} | {_fmt_break(b)} | {b.label} | {b.criterion or '–'} |")
+    if plan_for:
+        lines += roadmap_lines(plan_for)
     if summary.warnings:
         lines += ["", "Measurement warnings:"]
         lines += [f"- {_md(w)}" for w in summary.warnings[:MAX_WARNINGS]]
@@ -111,3 +114,37 @@ def markdown(summary: RunSummary | Mapping[str, Any]) -> str:
             extra = len(summary.warnings) - MAX_WARNINGS
             lines.append(f"- … and {extra} more (see report.html)")
     return "\n".join(lines) + "\n"
+
+
+def span(value: float | None, low: float | None, high: float | None) -> str:
+    """`2.5x [2.2–2.8]`, `≥ 5x` (a lower bound only), `≤ 1x` (an upper bound only), or `–`."""
+    if value is not None:
+        both = low is not None and high is not None
+        return f"{value:.3g}x" + (f" [{low:.3g}–{high:.3g}]" if both else "")
+    if low is not None:
+        return f"≥ {low:.3g}x"
+    if high is not None:
+        return f"≤ {high:.3g}x"
+    return "–"
+
+
+def roadmap_lines(plan_for: Mapping[str, Any]) -> list[str]:
+    """summary.md's roadmap: segments ranked by headroom, and the capacity each needs."""
+    peak, target = plan_for["expected_peak"], plan_for["target_multiplier"]
+    lines = [
+        "",
+        f"Roadmap (expected peak {peak:g}X, target {target:g}X), least headroom first:",
+        "",
+        f"| segment | headroom over {peak:g}X | capacity to hold {target:g}X |",
+        "|---|---|---|",
+    ]
+    for row in plan_for["segments"]:
+        headroom = span(row["headroom"], row["headroom_low"], row["headroom_high"])
+        capacity = span(row["capacity_factor"], row["capacity_low"], row["capacity_high"])
+        lines.append(f"| {_md(row['profile'])} | {headroom} | {capacity} |")
+    lines += [
+        "",
+        "Capacity is in copies of today's service (horizontal scaling; each segment's own network "
+        "and device time unchanged); below 1x, today's capacity already holds the target.",
+    ]
+    return lines

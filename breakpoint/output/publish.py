@@ -12,23 +12,36 @@ from pathlib import Path
 from typing import Any
 
 from breakpoint.analysis.breaks import analyse
+from breakpoint.analysis.roadmap import AS_STORED, RoadmapAsked, roadmap_settings, roadmap_summary
 from breakpoint.errors import StoreError
 from breakpoint.output.digest import markdown
 from breakpoint.output.report.render import render_html
 from breakpoint.plan.profiles import profile_from_dict
 from breakpoint.plan.steps import Plan
 from breakpoint.runs.index import update_index
-from breakpoint.runs.store import load_run, write_json
+from breakpoint.runs.store import RUN_FILE, load_run, write_json
 from breakpoint.runs.summary import SUMMARY_FILE, build_summary
 
 REPORT_FILE = "report.html"
 MARKDOWN_FILE = "summary.md"
 
 
-def publish(run_dir: Path, *, comparison: dict[str, Any] | None = None) -> Path:
-    """Analyse the run in `run_dir` and write its outputs; returns the report's path."""
+def publish(
+    run_dir: Path,
+    *,
+    comparison: dict[str, Any] | None = None,
+    roadmap: RoadmapAsked = AS_STORED,
+) -> Path:
+    """Analyse the run in `run_dir` and write its outputs; returns the report's path.
+
+    `roadmap` (peak and target the command line asked for) is kept in run.json, so that a
+    later `breakpoint report` plans for the same unless asked otherwise."""
     stored = load_run(run_dir)
-    info = stored.info
+    info = dict(stored.info)
+    peak, target = roadmap_settings(info, roadmap)
+    if roadmap.given:
+        info["roadmap"] = {"expected_peak": peak, "target_multiplier": target}
+        write_json(run_dir / RUN_FILE, info)
     try:
         plan = Plan.from_dict(dict(info["plan"]))
         profiles = [profile_from_dict(d) for d in info["profiles"]]
@@ -39,6 +52,7 @@ def publish(run_dir: Path, *, comparison: dict[str, Any] | None = None) -> Path:
     steps = [s for s in stored.steps if s.index not in failing]
     analysis = analyse(steps, profiles, plan, seed=plan.seed)
     summary = build_summary(info, steps, analysis, plan, profiles, store_warnings=stored.warnings)
+    summary["roadmap"] = roadmap_summary(analysis, expected_peak=peak, target=target)
     if comparison is not None:
         summary["comparison"] = comparison
     write_json(run_dir / SUMMARY_FILE, summary)

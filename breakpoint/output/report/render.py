@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from breakpoint.analysis.criteria import MIN_REQUESTS
 from breakpoint.analysis.findings import Analysis, SegmentAnalysis
+from breakpoint.output.digest import span
 from breakpoint.output.report import plots
 from breakpoint.plan.profiles import Profile
 from breakpoint.plan.steps import same_level
@@ -170,6 +171,22 @@ def _errors_table(steps: Sequence[StepResult]) -> tuple[list[str], list[dict[str
     return kinds, rows
 
 
+def _roadmap_rows(plan_for: Mapping[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    """(segment, headroom, capacity, basis) per segment, least headroom first."""
+    if not plan_for:
+        return []
+    basis = {"break": "its breaking point", "held": "it held to the top", "none": "no verdict"}
+    return [
+        (
+            row["profile"],
+            span(row["headroom"], row["headroom_low"], row["headroom_high"]),
+            span(row["capacity_factor"], row["capacity_low"], row["capacity_high"]),
+            basis.get(row["basis"], row["basis"]),
+        )
+        for row in plan_for["segments"]
+    ]
+
+
 def render_html(
     *,
     info: Mapping[str, Any],
@@ -259,6 +276,8 @@ def render_html(
         "others_range": (min(others), max(others)) if others else None,
         "not_reached": sum(1 for s in ordered if s.breaking.label == "not_reached"),
         "max_multiplier": max_multiplier,
+        "roadmap": summary.get("roadmap"),
+        "roadmap_rows": _roadmap_rows(summary.get("roadmap")),
         "min_requests": MIN_REQUESTS,
         "ladder_svg": Markup(
             plots.ladder(
