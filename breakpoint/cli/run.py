@@ -183,7 +183,12 @@ def run(options: RunOptions, planned: PlanOptions, limits: Limits, spread: Distr
     check_target(options.host)
     from breakpoint.load.scenario import load_scenario
 
-    load_scenario(path)  # imports the locustfile now: its mistakes surface before any load
+    scenario = load_scenario(path)  # imports the locustfile now: mistakes surface before load
+    from breakpoint.plan.objectives import scenario_objectives
+
+    # The scenario's product-wide objectives (bp_objectives) under the profiles' and --objective.
+    product_wide = scenario_objectives(scenario.user_classes, source=str(path))
+    chosen = planned.profiles(emulation=not options.no_emulation, product_wide=product_wide)
     from breakpoint.analysis.criteria import AbortLimits
     from breakpoint.analysis.search import Search
     from breakpoint.load.run import RunInterrupted, execute

@@ -17,7 +17,7 @@ from breakpoint.analysis.criteria import throughput_shortfall
 from breakpoint.histograms import new_histogram, values_at_percentiles
 from breakpoint.load.health import summarise_health
 from breakpoint.load.users import IterationHooks
-from breakpoint.load.windows import SegmentAcc, Window, segment_step
+from breakpoint.load.windows import SegmentAcc, Window, failure, segment_step
 from breakpoint.results import GeneratorHealth, StepResult
 
 MAX_LATENCY_US = 3_600_000_000
@@ -105,8 +105,10 @@ class Recorder(IterationHooks):
         *,
         clock: Callable[[], float] = time.time,
         slow_ms: float = 30_000.0,
+        timeouts_s: Mapping[str, float] | None = None,
     ) -> None:
         self.segments = list(segments)
+        self.timeouts_ms = {k: v * 1000.0 for k, v in (timeouts_s or {}).items()}  # windows.failure
         self.slow_ms = slow_ms  # per-second count of requests slower than this (abort guardrail)
         self._clock = clock
         self._windows: dict[int, Window] = {}
@@ -179,8 +181,11 @@ class Recorder(IterationHooks):
         w.accs[segment].offered += 1
         return w.index
 
-    def iteration_finished(self, segment: str, window: int | None) -> None:
-        """The iteration offered into `window` (as iteration_offered returned) has finished."""
+    def iteration_finished(
+        self, segment: str, window: int | None, started: float | None = None, failed: bool = False
+    ) -> None:
+        """The iteration offered into `window` (as iteration_offered returned) at `started` has
+        finished: a page view (docs/design.md#objectives), failed if one of its requests did."""
         # Throughput counts completions inside the open window, whenever they were due: a
         # saturated server completes at its capacity however many arrivals are offered.
         current = self._open
@@ -193,7 +198,10 @@ class Recorder(IterationHooks):
         w = self._windows.get(window)
         if w is None or w.final or segment not in w.accs:
             return  # finished after its window's drain deadline: it was counted unfinished
-        w.accs[segment].finished += 1
+        acc = w.accs[segment]
+        acc.finished += 1
+        if started is not None:
+            acc.page_view((self._clock() - started) * 1000.0, failed)
 
     def pool_capped(self) -> None:
         """The open window's arrivals needed more virtual users than the cap allows."""
@@ -207,7 +215,6 @@ class Recorder(IterationHooks):
         if w is not None and not w.final:
             w.user_waits_s.append(waited_s)
 
-    # -- health samples ------------------------------------------------------------------------
     def latest_health(self) -> dict[str, float]:
         """The most recent generator-health values, for the live view."""
         return {
@@ -243,8 +250,8 @@ class Recorder(IterationHooks):
         now = self._clock()
         self.last_completion_at = now
         lag_ms = float(ctx.get("bp_lag_ms", 0.0) or 0.0)
-        error = classify_error(exception, response)
         latency_ms = response_time + lag_ms
+        error = failure(ctx, classify_error(exception, response), latency_ms, self.timeouts_ms)
         self._count_recent(now, error is not None, latency_ms > self.slow_ms)
         if WINDOW_KEY in ctx:
             # The window of the iteration this request is part of (decided when it was offered).
@@ -335,7 +342,6 @@ class Recorder(IterationHooks):
         parts["device"] += device
         parts["server"] += max(0.0, latency_ms - network - device)
 
-    # -- results -------------------------------------------------------------------------------
     def result(
         self,
         index: int,

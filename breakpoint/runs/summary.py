@@ -56,6 +56,7 @@ class BreakPoint:
     high: float | None
     label: str | None  # bracketed, extrapolated, not_reached, no_verdict
     criterion: str | None  # latency, errors, saturation
+    objective: str | None = None  # the objective crossed, e.g. "page view p(95)<6000 ms"
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> BreakPoint:
@@ -65,6 +66,7 @@ class BreakPoint:
             high=_number(raw.get("high")),
             label=_text(raw.get("label")),
             criterion=_text(raw.get("criterion")),
+            objective=_text(raw.get("objective")),
         )
 
     def to_dict(self) -> dict[str, Any]:
