@@ -11,9 +11,12 @@ import pytest
 
 from breakpoint.analysis.breaks import analyse
 from breakpoint.analysis.criteria import judge
+from breakpoint.analysis.why import explain_all, lead
 from breakpoint.cli.main import main
 from breakpoint.errors import ProfileError
 from breakpoint.load.recorder import Recorder
+from breakpoint.output.digest import markdown
+from breakpoint.plan.loopback import loopback_note
 from breakpoint.plan.objectives import (
     PAGE_VIEW,
     PAGE_VIEW_KEY,
@@ -26,6 +29,7 @@ from breakpoint.plan.objectives import (
 )
 from breakpoint.plan.profiles import builtin_profiles, load_profile_file, profile_from_dict
 from breakpoint.results import EndpointStats, SegmentStep
+from breakpoint.runs.summary_sections import run_warnings
 from breakpoint.sim.runbuilder import RunSpec, simulate_run
 
 PROFILE = """
@@ -204,3 +208,59 @@ def test_page_views_are_recorded_per_iteration() -> None:
 def test_parse_objectives_refuses_a_non_table() -> None:
     with pytest.raises(ProfileError, match="must be a table"):
         parse_objectives("p(95)<3000", source="shop.py")
+
+
+def test_loopback_hides_slow_readers_warning() -> None:
+    profiles = list(builtin_profiles().values())
+    fast = [builtin_profiles()["desktop-broadband"]]
+    for host in ("http://127.0.0.1:8080", "http://localhost", "https://[::1]:443"):
+        note = loopback_note(host, profiles)
+        assert note is not None and "android-lowend-3g" in note and "network namespace" in note
+        assert "desktop-broadband" not in note
+    assert loopback_note("http://10.0.0.5:8080", profiles) is None
+    assert loopback_note("http://127.0.0.1:8080", fast) is None
+    assert loopback_note(None, profiles) is not None  # `breakpoint plan`: host unknown
+    # In the report: a run against a loopback target warns; the embedded target does not need to.
+    info = {"host": "http://127.0.0.1:9", "profiles": [p.as_dict() for p in profiles]}
+    kinds = [w["kind"] for w in run_warnings(info)]
+    assert "loopback_slow_readers" in kinds
+    embedded = {**info, "target": {"kind": "embedded"}}
+    assert "loopback_slow_readers" not in [w["kind"] for w in run_warnings(embedded)]
+
+
+def test_why_and_how_far_ahead_the_first_break_is() -> None:
+    profiles = [
+        p.with_objectives((Objective("/api/page", 95, 700),))
+        for p in list(builtin_profiles().values())[:3]
+    ]
+    run = simulate_run(RunSpec(profiles=profiles, steps=14, hold_s=30.0))
+    analysis = analyse(run.steps, profiles, run.plan, boot=0)
+    first = lead(analysis)
+    assert first is not None and first.first == analysis.first_to_break
+    assert first.first_multiplier <= first.next_multiplier and 0 <= first.earlier < 1
+    assert ("apart" in first.text) != ("overlap" in first.text)
+    whys = explain_all(run.steps, analysis)
+    assert set(whys) == {n for n, s in analysis.segments.items() if s.first_fail_step is not None}
+    for why in whys.values():
+        assert why.part in ("network", "server wait", "device") and "ms" in why.text
+    # In the digest's headline: the objective, how far ahead, and why.
+    text = markdown(
+        {
+            "label": "x",
+            "first_to_break": first.first,
+            "first_lead": {"text": first.text},
+            "segments": [
+                {
+                    "profile": first.first,
+                    "break": {
+                        "multiplier": first.first_multiplier,
+                        "label": "bracketed",
+                        "criterion": "latency",
+                        "objective": "/api/page p(95)<700 ms",
+                    },
+                    "why": {"text": whys[first.first].text},
+                }
+            ],
+        }
+    )
+    assert "/api/page p(95)&lt;700 ms" in text and first.next in text and "Why: " in text

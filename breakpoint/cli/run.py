@@ -189,6 +189,10 @@ def run(options: RunOptions, planned: PlanOptions, limits: Limits, spread: Distr
     # The scenario's product-wide objectives (bp_objectives) under the profiles' and --objective.
     product_wide = scenario_objectives(scenario.user_classes, source=str(path))
     chosen = planned.profiles(emulation=not options.no_emulation, product_wide=product_wide)
+    from breakpoint.plan.loopback import loopback_note
+
+    if not options.no_emulation and (note := loopback_note(options.host, chosen)):
+        echo(f"warning: {note}")
     from breakpoint.analysis.criteria import AbortLimits
     from breakpoint.analysis.search import Search
     from breakpoint.load.run import RunInterrupted, execute

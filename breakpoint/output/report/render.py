@@ -280,5 +280,12 @@ def render_html(
         "warnings": summary.get("warnings", []),
         "comparison": comparison,
         "break_text": lambda s: _break_text(s, max_multiplier),
+        # analysis/why.py, as stored in summary.json
+        "first_lead": (summary.get("first_lead") or {}).get("text"),
+        "whys": {
+            seg["profile"]: seg["why"]["text"]
+            for seg in summary.get("segments", [])
+            if isinstance(seg.get("why"), dict)
+        },
     }
     return _ENV.get_template("report.html.j2").render(**context)
