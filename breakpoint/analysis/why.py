@@ -2,10 +2,11 @@
 
 Under one product-wide objective every segment waits in the same server queue; what differs is
 how much of the objective its own network and device already take at low load. `explain` says,
-for a segment that broke, which part (network, server wait, device) took the largest share of
-its latency at the first failing level, and what it was at the lowest level (docs/design.md#why-
-first). `lead` compares the first segment to break with the next one: how much earlier, and
-whether their intervals are apart (only then is the order a finding). Pure.
+for a segment that broke, how much of the objective its own network and device took at the
+lowest level: half or more, and they are why it broke (the server's wait only finished it); less,
+and the server's wait is (docs/design.md#why-first). `lead` compares the first segment to break
+with the next one: how much earlier, and whether their intervals are apart (only then is the order
+a finding). Pure.
 """
 
 from __future__ import annotations
@@ -21,32 +22,42 @@ PART_NAMES = {"network": "network", "server": "server wait", "device": "device"}
 
 @dataclass(frozen=True)
 class Why:
-    """What a segment's latency was made of, at its lowest level and at its first failure."""
+    """What a segment's latency was made of at its lowest level and at its first failure, against
+    the objective it crossed."""
 
-    part: str  # "network", "server wait" or "device": the largest share at the first failure
+    part: str  # "network", "device" or "server wait": what used up the objective
     base_ms: Mapping[str, float]  # mean per request at the lowest level
     fail_ms: Mapping[str, float]  # ... at the first failing step
     base_multiplier: float
     fail_multiplier: float
+    threshold_ms: float  # of the objective crossed (or the p95 SLO)
+
+    @property
+    def own_share(self) -> float:
+        """The share of the objective its own network and device took at the lowest level."""
+        return (self.base_ms.get("network", 0.0) + self.base_ms.get("device", 0.0)) / (
+            self.threshold_ms
+        )
 
     @property
     def text(self) -> str:
-        total = sum(self.fail_ms.values()) or 1.0
-        share = self.fail_ms[_key(self.part)] / total
-        grew = self.fail_ms["server"] - self.base_ms.get("server", 0.0)
-        return (
-            f"{self.part}: {share:.0%} of its mean request at {self.fail_multiplier:.3g}X "
-            f"(network {self.fail_ms['network']:.0f} ms, server {self.fail_ms['server']:.0f} ms, "
-            f"device {self.fail_ms['device']:.0f} ms); the server's wait grew {grew:+.0f} ms "
-            f"from {self.base_multiplier:.3g}X"
+        grew = self.fail_ms.get("server", 0.0) - self.base_ms.get("server", 0.0)
+        own = (
+            f"at {self.base_multiplier:.3g}X its network and device already took "
+            f"{self.own_share:.0%} of the {self.threshold_ms:.0f} ms objective (network "
+            f"{self.base_ms.get('network', 0.0):.0f} ms, device "
+            f"{self.base_ms.get('device', 0.0):.0f} ms, mean per request)"
         )
+        then = f"the server's wait grew {grew:+.0f} ms by {self.fail_multiplier:.3g}X"
+        return f"{self.part}: {own}; {then}"
 
     def as_dict(self) -> dict[str, object]:
-        return {"part": self.part, "text": self.text}
+        return {"part": self.part, "own_share": self.own_share, "text": self.text}
 
 
-def _key(part: str) -> str:
-    return next(k for k, v in PART_NAMES.items() if v == part)
+# At or above this share of the objective taken by its own network and device at low load, a
+# segment breaks because of them (the server's wait only finishes it); below, the wait did it.
+OWN_SHARE_BREAKS = 0.5
 
 
 def explain(steps: Sequence[StepResult], seg: SegmentAnalysis) -> Why | None:
@@ -62,10 +73,14 @@ def explain(steps: Sequence[StepResult], seg: SegmentAnalysis) -> Why | None:
     base_parts = (
         dict(base_step.segments[seg.profile].parts_ms) if seg.profile in base_step.segments else {}
     )
-    if set(fail_parts) != set(PART_NAMES):
+    if set(base_parts) != set(PART_NAMES) or set(fail_parts) != set(PART_NAMES):
         return None
-    part = max(fail_parts, key=lambda k: fail_parts[k])
-    return Why(PART_NAMES[part], base_parts, fail_parts, base_step.multiplier, fail.multiplier)
+    crossed = [o for o in seg.slo.objectives if o.label == seg.breaking.objective]
+    threshold = crossed[0].threshold_ms if crossed else seg.slo.p95_ms
+    own = max(("network", "device"), key=lambda k: base_parts[k])
+    share = (base_parts["network"] + base_parts["device"]) / threshold
+    part = PART_NAMES[own] if share >= OWN_SHARE_BREAKS else PART_NAMES["server"]
+    return Why(part, base_parts, fail_parts, base_step.multiplier, fail.multiplier, threshold)
 
 
 @dataclass(frozen=True)
