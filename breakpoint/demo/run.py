@@ -24,8 +24,8 @@ DEMO_BASELINE_RPS = 40.0
 # person waits for, a page view, plus each profile's own client timeout (a request past it fails).
 DEMO_OBJECTIVES = (
     Objective(PAGE_VIEW, 95.0, 6000.0, "breakpoint demo"),
-    Objective("/api/page", 95.0, 1500.0, "breakpoint demo"),
-    Objective("/api/search", 95.0, 1500.0, "breakpoint demo"),
+    Objective("/api/page", 95.0, 2000.0, "breakpoint demo"),
+    Objective("/api/search", 95.0, 2000.0, "breakpoint demo"),
 )
 # A synchronous server (gunicorn sync workers): a worker is held until its response is written,
 # so slow readers consume capacity; enough workers that 1X uses a few of them.
