@@ -264,3 +264,13 @@ def test_why_and_how_far_ahead_the_first_break_is() -> None:
         }
     )
     assert "/api/page p(95)&lt;700 ms" in text and first.next in text and "Why: " in text
+
+
+def test_a_bad_objective_option_is_one_line_exit_2(capsys) -> None:  # type: ignore[no-untyped-def]
+    status = main(["plan", "--baseline-rps", "10", "--objective", "page_view<3000"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "--objective" in err and "TARGET=p(95)<800" in err
+    status = main(["plan", "--baseline-rps", "10", "--objective", "nobody::page_view=p(95)<1"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "not in this run" in err
