@@ -523,7 +523,7 @@ def test_summary_segments_follow_the_contract() -> None:
     analysis = analyse(erlang_run(REFINED), [profile("s0")], OPEN, boot=20)
     (entry,) = summary_segments(analysis)
     assert entry["profile"] == "s0"
-    assert set(entry["break"]) == {"multiplier", "low", "high", "label", "criterion"}
+    assert set(entry["break"]) == {"multiplier", "low", "high", "label", "criterion", "objective"}
     assert entry["break"]["label"] == "bracketed"
     assert entry["break"]["criterion"] == "latency"
     assert entry["first_fail_multiplier"] == 9.8

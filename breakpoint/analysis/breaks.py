@@ -8,7 +8,9 @@ describe.py; the method is in docs/design.md#analysis.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -19,6 +21,7 @@ from breakpoint.analysis.fit_closed import _fit_closed, _segment_fit_closed
 from breakpoint.analysis.fit_open import _fit_open, _segment_fit_open
 from breakpoint.analysis.labels import _estimate_break
 from breakpoint.analysis.levels import _group, _level, _noise, _observations, bracket
+from breakpoint.analysis.objectives import view_steps
 from breakpoint.analysis.placement import SegmentContext
 from breakpoint.plan.profiles import Profile, Slo
 from breakpoint.plan.steps import Plan, same_level
@@ -63,6 +66,8 @@ def analyse_slos(
     """`analyse` for segments given as name -> SLO, in the mapping's order."""
     rng = np.random.default_rng(seed)
     notes: list[QualityWarning] = []
+    # Objectives per endpoint / page view: the fits see each step's pressure (objectives.py).
+    steps, slos = view_steps(steps, slos)
     for step in steps:
         if step.generator.bound:
             why = "; ".join(step.generator.reasons) or "generator saturated"
@@ -142,6 +147,14 @@ def analyse_slos(
         if first_fail is not None:
             fail_level = next(x for x in lv if same_level(x.multiplier, first_fail))
             fail_step = min(fail_level.steps)
+            if brk.criterion == "latency" and slo.objectives:
+                crossed = Counter(
+                    o.verdict.objective
+                    for o in obs[name]
+                    if same_level(o.multiplier, first_fail) and o.verdict.objective
+                )
+                if crossed:
+                    brk = replace(brk, objective=crossed.most_common(1)[0][0])
         segments[name] = SegmentAnalysis(
             profile=name,
             slo=slo,

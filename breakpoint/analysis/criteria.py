@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+from breakpoint.analysis.objectives import MIN_OBJECTIVE_REQUESTS, worst
 from breakpoint.plan.profiles import Slo
 from breakpoint.results import SegmentStep, StepResult
 
@@ -32,6 +33,7 @@ class SegmentVerdict:
     passed: bool | None  # None: not trusted (generator-bound or too few samples)
     criterion: str | None = None  # "latency", "errors" or "saturation" when failed
     reason: str = ""
+    objective: str | None = None  # the objective crossed (its label), for a latency failure
 
 
 def latency_trend(mean_ms: Sequence[float | None]) -> tuple[float, float]:
@@ -119,7 +121,22 @@ def judge(
         return SegmentVerdict(
             False, "errors", f"error rate {seg.error_rate:.1%} > SLO {slo.error_rate:.1%}"
         )
-    if seg.p95_ms is not None and seg.p95_ms > slo.p95_ms:
+    if slo.objectives:
+        # docs/design.md#objectives: the first objective crossed breaks the segment.
+        w = worst(seg, slo.objectives)
+        if w is None:
+            return SegmentVerdict(
+                None, reason=f"no objective had {MIN_OBJECTIVE_REQUESTS} successful requests"
+            )
+        if w.ratio > 1:
+            o = w.objective
+            return SegmentVerdict(
+                False,
+                "latency",
+                f"{o.label} crossed: p({o.percentile:g}) {w.value_ms:.0f} ms",
+                objective=o.label,
+            )
+    elif seg.p95_ms is not None and seg.p95_ms > slo.p95_ms:
         return SegmentVerdict(
             False, "latency", f"p95 {seg.p95_ms:.0f} ms > SLO {slo.p95_ms:.0f} ms"
         )

@@ -45,6 +45,7 @@ class Break:
     label: Label
     criterion: Criterion | None
     method: str
+    objective: str | None = None  # the objective crossed (docs/design.md#objectives)
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def summary_segments(analysis: Analysis) -> list[dict[str, Any]]:
                     "high": b.high,
                     "label": b.label,
                     "criterion": b.criterion,
+                    "objective": b.objective,
                 },
                 "method": b.method,
                 "last_pass_multiplier": seg.last_pass,

@@ -42,18 +42,35 @@ from breakpoint.cli.options import echo, out_option
     default=None,
     help="Answer 503 when more requests than this wait for a worker.",
 )
-def target(workers: int, service_ms: float, port: int, seed: int, max_queue: int | None) -> None:
+@click.option(
+    "--sync-workers",
+    is_flag=True,
+    help="Hold a worker until its response is written (gunicorn sync): slow readers hold workers.",
+)
+def target(
+    workers: int,
+    service_ms: float,
+    port: int,
+    seed: int,
+    max_queue: int | None,
+    sync_workers: bool,
+) -> None:
     """Run the embedded demo target (an M/M/c service) on 127.0.0.1 until stopped."""
     from breakpoint.demo.target import TargetConfig, run_target
 
     config = TargetConfig(
-        workers=workers, service_ms=service_ms, port=port, seed=seed, max_queue=max_queue
+        workers=workers,
+        service_ms=service_ms,
+        port=port,
+        seed=seed,
+        max_queue=max_queue,
+        sync_workers=sync_workers,
     )
     raise SystemExit(run_target(config, out=echo))
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A shorter plan (under 45 seconds).")
+@click.option("--quick", is_flag=True, help="A shorter plan (about 80 seconds).")
 @out_option("Reports folder.")
 @click.option(
     "--service-ms",

@@ -88,6 +88,8 @@ def plan(scenario: str | None, planned: PlanOptions) -> None:
         initial_paces,
         size_step,
     )
+    from breakpoint.plan.loopback import loopback_note
+    from breakpoint.plan.objectives import describe
 
     the_plan = planned.plan()
     chosen = planned.profiles()
@@ -99,8 +101,17 @@ def plan(scenario: str | None, planned: PlanOptions) -> None:
     )
     echo(
         "segments: "
-        + ", ".join(f"{p.name} {shares[p.name]:.0%} (p95 < {p.slo.p95_ms:g} ms)" for p in chosen)
+        + ", ".join(
+            f"{p.name} {shares[p.name]:.0%} "
+            + ("(objectives below)" if p.slo.objectives else f"(p95 < {p.slo.p95_ms:g} ms)")
+            for p in chosen
+        )
     )
+    if any(p.slo.objectives for p in chosen):
+        for p in chosen:
+            echo(f"  {p.name} objectives: {describe(p.slo.objectives)}")
+    if note := loopback_note(None, chosen):
+        echo(f"note: {note}")
     paces = initial_paces(chosen, shares, model=the_plan.model, emulate=True)
     echo(
         f"{'step':>4} {'multiplier':>10} {'load':>12} {'warm-up':>8} {'hold':>6} {'ends at':>8}"

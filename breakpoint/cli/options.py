@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -19,6 +19,8 @@ from typing import Any, Literal, TypeVar
 import click
 
 from breakpoint.errors import ConfigError, UsageError
+from breakpoint.plan.objectives import Objective, parse_cli_objective
+from breakpoint.plan.objectives import apply as apply_objectives
 from breakpoint.plan.profiles import Profile, default_profile_names, resolve_profiles
 from breakpoint.plan.steps import Plan
 
@@ -120,6 +122,13 @@ plan_options = options(
         help="Override every profile's p95 latency SLO (ms).",
     ),
     click.option(
+        "--objective",
+        "objectives_spec",
+        multiple=True,
+        help="A latency objective, k6-style: TARGET=p(95)<800 (TARGET: page_view or an "
+        "endpoint name), for every profile or, as PROFILE::TARGET=..., one (repeatable).",
+    ),
+    click.option(
         "--max-multiplier",
         type=float,
         default=10.0,
@@ -190,6 +199,7 @@ class PlanOptions:
     baseline_users: int | None
     profiles_spec: str | None
     slo_p95_ms: float | None
+    objectives_spec: tuple[str, ...]
     max_multiplier: float
     hard_cap: float
     warmup_s: float
@@ -237,14 +247,19 @@ class PlanOptions:
             message = str(exc).split(": ", 2)[-1]
             raise UsageError(f"{option}: {message}") from None
 
-    def profiles(self, *, emulation: bool = True) -> tuple[Profile, ...]:
-        """The chosen profiles, with the SLO override applied (and emulation off if asked)."""
+    def profiles(
+        self, *, emulation: bool = True, product_wide: Sequence[Objective] = ()
+    ) -> tuple[Profile, ...]:
+        """The chosen profiles, with the SLO override and the objectives applied (the
+        scenario's `product_wide` ones, then --objective), and emulation off if asked."""
         names = self.profiles_spec.split(",") if self.profiles_spec else default_profile_names()
         chosen = resolve_profiles(names)
         if self.slo_p95_ms is not None:
             if not self.slo_p95_ms > 0:
                 raise UsageError(f"--slo-p95-ms: must be > 0, got {self.slo_p95_ms:g}")
             chosen = [p.with_slo_p95(self.slo_p95_ms) for p in chosen]
+        cli = [parse_cli_objective(text) for text in self.objectives_spec]
+        chosen = list(apply_objectives(chosen, product_wide, cli))
         if not emulation:
             chosen = [p.without_emulation() for p in chosen]
         return tuple(chosen)

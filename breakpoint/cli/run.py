@@ -243,6 +243,15 @@ def run(
             "the load itself (step by step from 1X) and ignores it"
         )
     check_target(host)
+    from breakpoint.plan.objectives import scenario_objectives
+
+    # The scenario's product-wide objectives (bp_objectives) under the profiles' and --objective.
+    product_wide = scenario_objectives(scenario.user_classes, source=str(path))
+    chosen = planned.profiles(emulation=not options.no_emulation, product_wide=product_wide)
+    from breakpoint.plan.loopback import loopback_note
+
+    if not options.no_emulation and (note := loopback_note(host, chosen)):
+        echo(f"warning: {note}")
     from breakpoint.analysis.criteria import AbortLimits
     from breakpoint.analysis.search import Search
     from breakpoint.load.run import RunInterrupted, ScenarioFailedError, execute

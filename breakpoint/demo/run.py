@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from breakpoint.demo.target import TargetConfig, start_target_process
+from breakpoint.plan.objectives import PAGE_VIEW, Objective, describe
+from breakpoint.plan.objectives import apply as apply_objectives
 from breakpoint.plan.profiles import default_profile_names, resolve_profiles
 from breakpoint.plan.steps import Plan
 
@@ -18,6 +20,16 @@ if TYPE_CHECKING:
     from breakpoint.progress import Progress
 
 DEMO_BASELINE_RPS = 40.0
+# What a product team would set (docs/design.md#demo): one product-wide objective on what the
+# person waits for, a page view, plus each profile's own client timeout (a request past it fails).
+DEMO_OBJECTIVES = (
+    Objective(PAGE_VIEW, 95.0, 6000.0, "breakpoint demo"),
+    Objective("/api/page", 95.0, 2000.0, "breakpoint demo"),
+    Objective("/api/search", 95.0, 2000.0, "breakpoint demo"),
+)
+# A synchronous server (gunicorn sync workers): a worker is held until its response is written,
+# so slow readers consume capacity; enough workers that 1X uses a few of them.
+DEMO_WORKERS = 8
 
 
 def bundled_scenario() -> Path:
@@ -30,7 +42,8 @@ def bundled_scenario() -> Path:
 
 def demo_plan(*, quick: bool, seed: int = 1) -> Plan:
     if quick:
-        # 1X, 2X, 4X, 8X, 10X, then one refinement level: about 30 s of load.
+        # 1X, 2X, 4X, 8X, 10X until every segment failed, then one refinement level; steps
+        # follow the slowest segment (a 3G 200 KB download is 5 s): about 80 s in all.
         return Plan(
             model="open",
             baseline=DEMO_BASELINE_RPS,
@@ -77,10 +90,16 @@ def run_demo(
     from breakpoint.output.publish import publish
 
     plan = demo_plan(quick=quick, seed=seed)
-    profiles = tuple(resolve_profiles(default_profile_names()))
-    config = TargetConfig(workers=8, service_ms=service_ms, seed=seed, port=0)
+    profiles = apply_objectives(resolve_profiles(default_profile_names()), DEMO_OBJECTIVES)
+    config = TargetConfig(
+        workers=DEMO_WORKERS, service_ms=service_ms, seed=seed, port=0, sync_workers=True
+    )
     with start_target_process(config) as target:
         say(f"demo target: {target.url} ({config.describe()})")
+        say(
+            f"objectives: {describe(DEMO_OBJECTIVES)} for every segment, and each profile's "
+            "client timeout"
+        )
         settings = RunSettings(
             scenario=bundled_scenario(),
             host=target.url,
@@ -92,6 +111,7 @@ def run_demo(
             target_info={
                 "kind": "embedded",
                 "workers": config.workers,
+                "sync_workers": config.sync_workers,
                 "service_ms": config.service_ms,
                 "seed": config.seed,
                 "capacity_rps": config.capacity_rps,

@@ -1,10 +1,13 @@
 """The demo target's asyncio HTTP/1.1 service: routes, counters (/__stats) and admin calls.
 
-A worker (service.py) is held only for the service time; the response is written after the worker
-is released, as a real application server hands its bytes to the kernel and moves on. A client
-that reads slowly therefore holds its connection (seen in the drain statistics), not a worker, so
-network emulation adds latency without changing the capacity. Run it in its own process
-(target.py) so it shares no GIL with the load generator; never imports locust or gevent.
+By default a worker (service.py) is held only for the service time; the response is written after
+the worker is released, as an asynchronous server hands its bytes to the kernel and moves on. A
+client that reads slowly then holds its connection (seen in the drain statistics), not a worker,
+so network emulation adds latency without changing the capacity. With `sync_workers` a worker is
+held until the response is written (drain() returned), as gunicorn's sync workers or a
+thread-per-request server do: slow readers then consume capacity (docs/design.md#sync-workers).
+Run it in its own process (target.py) so it shares no GIL with the load generator; never imports
+locust or gevent.
 """
 
 from __future__ import annotations
@@ -172,6 +175,7 @@ class TargetServer:
             "distribution": config.distribution,
             "seed": config.seed,
             "workers": config.workers,
+            "sync_workers": config.sync_workers,
             "capacity_rps": config.capacity_rps,
             "max_queue": config.max_queue,
             "queue_length": self._pool.queue_length,
@@ -248,29 +252,38 @@ class TargetServer:
                 await self._respond(writer, BAD_REQUEST, keep_alive=False)
                 return
             self._in_flight += 1
+            held = False  # a sync worker still held: released once the response is written
             try:
-                response = await self._dispatch(request)
+                response, held = await self._dispatch(request)
                 await self._respond(writer, response, keep_alive=request.keep_alive)
             finally:
+                if held:
+                    self._pool.release()
                 self._in_flight -= 1
             if not request.keep_alive:
                 return
 
-    async def _dispatch(self, request: Request) -> Response:
+    async def _dispatch(self, request: Request) -> tuple[Response, bool]:
+        """The response, and whether a worker is still held for writing it (sync workers)."""
+        path = request.path
+        cost = _WORKER_PATHS.get(path)
+        if cost is None:
+            return self._other(request), False
+        if request.method != "GET" and not (request.method == "POST" and path in _BODY_OK_PATHS):
+            return (path, 405, TEXT, b"method not allowed"), False
+        keep = self.config.sync_workers
+        if not await self._serve(cost, keep=keep):
+            self._counters.rejected_503 += 1
+            return (path, 503, JSON, b'{"error":"overloaded"}'), False
+        if path == "/api/page":
+            return (path, 200, JSON, self._bodies["page"]), keep
+        if path == "/api/search":
+            return (path, 200, JSON, self._search_body(request.query)), keep
+        return (path, 200, BINARY, self._bodies["asset"]), keep
+
+    def _other(self, request: Request) -> Response:
         path = request.path
         method = request.method
-        cost = _WORKER_PATHS.get(path)
-        if cost is not None:
-            if method != "GET" and not (method == "POST" and path in _BODY_OK_PATHS):
-                return path, 405, TEXT, b"method not allowed"
-            if not await self._serve(cost):
-                self._counters.rejected_503 += 1
-                return path, 503, JSON, b'{"error":"overloaded"}'
-            if path == "/api/page":
-                return path, 200, JSON, self._bodies["page"]
-            if path == "/api/search":
-                return path, 200, JSON, self._search_body(request.query)
-            return path, 200, BINARY, self._bodies["asset"]
         if path == "/health":
             return path, 200, TEXT, b"ok"
         if path == "/__stats" and method == "GET":
@@ -297,8 +310,9 @@ class TargetServer:
         # Splice the echoed query into pre-rendered results: the 8 KB are not re-encoded per call.
         return b'{"query":' + json_bytes(q) + b',"results":' + self._bodies["search_results"] + b"}"
 
-    async def _serve(self, cost: float) -> bool:
-        """Hold a worker for one service time; False if the queue is full (answer 503)."""
+    async def _serve(self, cost: float, *, keep: bool = False) -> bool:
+        """Hold a worker for one service time (and, `keep`, still held on return: the caller
+        releases it); False if the queue is full (answer 503)."""
         if not await self._pool.acquire():
             return False
         try:
@@ -306,7 +320,10 @@ class TargetServer:
                 await asyncio.sleep(wait_s)  # the stall is not service: it is not measured
             drawn_ms = self._sampler.draw_ms(cost)
             held_s = await self._timer.hold(drawn_ms / 1000.0)
-        finally:
+        except BaseException:
+            self._pool.release()
+            raise
+        if not keep:
             self._pool.release()
         counters = self._counters
         counters.held_count += 1

@@ -40,6 +40,9 @@ class TargetConfig:
     # target that breaks through errors rather than latency. None: unbounded.
     max_queue: int | None = None
     distribution: Distribution = "exponential"
+    # A worker is held until its response is written (gunicorn sync, thread-per-request): slow
+    # readers then hold workers, and capacity_rps is an upper bound (docs/design.md#sync-workers).
+    sync_workers: bool = False
 
     def __post_init__(self) -> None:
         source = "target"
@@ -64,6 +67,11 @@ class TargetConfig:
     def describe(self) -> str:
         """One line stating the capacity and what it follows from."""
         queue_note = "" if self.max_queue is None else f", max queue {self.max_queue}"
+        if self.sync_workers:
+            queue_note += (
+                "; sync workers: each is held until its response is written, so slow "
+                "readers lower this"
+            )
         return (
             f"capacity {self.capacity_rps:.1f} req/s ({self.workers} workers x "
             f"{self.service_ms} ms mean service, {self.distribution}, seed {self.seed}"

@@ -206,6 +206,8 @@ def start_target_process(
     ]  # fmt: skip
     if config.max_queue is not None:
         argv += ["--max-queue", str(config.max_queue)]
+    if config.sync_workers:
+        argv.append("--sync-workers")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     # Let the child import this very package even when it is not installed.
     package_root = str(Path(__file__).resolve().parents[2])
@@ -252,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=defaults.host)
     parser.add_argument("--max-queue", type=int, default=defaults.max_queue)
     parser.add_argument("--distribution", choices=DISTRIBUTIONS, default=defaults.distribution)
+    parser.add_argument("--sync-workers", action="store_true")
     args = parser.parse_args(argv)
     try:
         config = TargetConfig(
@@ -262,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             max_queue=args.max_queue,
             distribution=args.distribution,
+            sync_workers=args.sync_workers,
         )
         return run_target(config)
     except BreakpointError as exc:

@@ -8,7 +8,6 @@ gives a provisional result at once and a final one when its iterations are done 
 
 from __future__ import annotations
 
-import errno
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,64 +15,13 @@ from typing import Any
 from breakpoint.analysis.criteria import throughput_shortfall
 from breakpoint.histograms import new_histogram, values_at_percentiles
 from breakpoint.load.health import summarise_health
+from breakpoint.load.request_kinds import classify_error, redact_name
 from breakpoint.load.users import IterationHooks
-from breakpoint.load.windows import SegmentAcc, Window, segment_step
+from breakpoint.load.windows import SegmentAcc, Window, failure, segment_step
 from breakpoint.results import GeneratorHealth, StepResult
 
 MAX_LATENCY_US = 3_600_000_000
 RECENT_KEEP_S = 120  # wall-clock seconds of request counts kept for the abort guardrail
-
-
-def redact_name(name: str) -> str:
-    """An endpoint name without query values: `/search?q=x&api_key=s` -> `/search?q=*&api_key=*`.
-
-    Locust names a request after its URL when the scenario gives no name=, so credentials in a
-    query string would otherwise be stored and shown. It also groups the same endpoint.
-    """
-    if "?" not in name:
-        return name
-    path, _, query = name.partition("?")
-    keys = [part.split("=", 1)[0] for part in query.split("&") if part]
-    return path + "?" + "&".join(f"{k}=*" for k in keys)
-
-
-# The generator's own limits, not the target's: a request that failed for one of these says
-# nothing about the target (the step is flagged generator-bound instead).
-_GENERATOR_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.EADDRNOTAVAIL)
-
-
-def classify_error(exception: BaseException | None, response: Any) -> str | None:
-    """Kind of failure of one request: timeout, connection, http_4xx/5xx, blocked, generator,
-    other. `generator` is the load generator running out of file descriptors, buffers or
-    local ports: a fault of the generator, never of the target."""
-    status = getattr(response, "status_code", None) or 0
-    if exception is None:
-        return None if status < 400 else ("http_5xx" if status >= 500 else "http_4xx")
-    name = type(exception).__name__.lower()
-    text = str(exception).lower()
-    cause: BaseException | None = exception
-    for _ in range(4):  # the OSError may be wrapped (requests' ConnectionError, ...)
-        if cause is None:
-            break
-        if isinstance(cause, OSError) and cause.errno in _GENERATOR_ERRNOS:
-            return "generator"
-        cause = cause.__cause__ or cause.__context__
-    if "too many open files" in text or "cannot assign requested address" in text:
-        return "generator"
-    if "blocked" in name or "hostnotallowed" in name:
-        return "blocked"
-    if "timeout" in name or "timed out" in text or "timeout" in text:
-        return "timeout"
-    if 400 <= status < 500:
-        return "http_4xx"
-    if status >= 500:
-        return "http_5xx"
-    if isinstance(exception, ConnectionError | OSError) or any(
-        word in name or word in text
-        for word in ("connection", "refused", "reset", "broken pipe", "remote end closed")
-    ):
-        return "connection"
-    return "other"
 
 
 # When more than this share of a segment's iterations are still running as its window closes
@@ -105,8 +53,10 @@ class Recorder(IterationHooks):
         *,
         clock: Callable[[], float] = time.time,
         slow_ms: float = 30_000.0,
+        timeouts_s: Mapping[str, float] | None = None,
     ) -> None:
         self.segments = list(segments)
+        self.timeouts_ms = {k: v * 1000.0 for k, v in (timeouts_s or {}).items()}  # windows.failure
         self.slow_ms = slow_ms  # per-second count of requests slower than this (abort guardrail)
         self._clock = clock
         self._windows: dict[int, Window] = {}
@@ -179,8 +129,11 @@ class Recorder(IterationHooks):
         w.accs[segment].offered += 1
         return w.index
 
-    def iteration_finished(self, segment: str, window: int | None) -> None:
-        """The iteration offered into `window` (as iteration_offered returned) has finished."""
+    def iteration_finished(
+        self, segment: str, window: int | None, started: float | None = None, failed: bool = False
+    ) -> None:
+        """The iteration offered into `window` (as iteration_offered returned) at `started` has
+        finished: a page view (docs/design.md#objectives), failed if one of its requests did."""
         # Throughput counts completions inside the open window, whenever they were due: a
         # saturated server completes at its capacity however many arrivals are offered.
         current = self._open
@@ -193,7 +146,10 @@ class Recorder(IterationHooks):
         w = self._windows.get(window)
         if w is None or w.final or segment not in w.accs:
             return  # finished after its window's drain deadline: it was counted unfinished
-        w.accs[segment].finished += 1
+        acc = w.accs[segment]
+        acc.finished += 1
+        if started is not None:
+            acc.page_view((self._clock() - started) * 1000.0, failed)
 
     def pool_capped(self) -> None:
         """The open window's arrivals needed more virtual users than the cap allows."""
@@ -207,7 +163,6 @@ class Recorder(IterationHooks):
         if w is not None and not w.final:
             w.user_waits_s.append(waited_s)
 
-    # -- health samples ------------------------------------------------------------------------
     def latest_health(self) -> dict[str, float]:
         """The most recent generator-health values, for the live view."""
         return {
@@ -243,8 +198,8 @@ class Recorder(IterationHooks):
         now = self._clock()
         self.last_completion_at = now
         lag_ms = float(ctx.get("bp_lag_ms", 0.0) or 0.0)
-        error = classify_error(exception, response)
         latency_ms = response_time + lag_ms
+        error = failure(ctx, classify_error(exception, response), latency_ms, self.timeouts_ms)
         self._count_recent(now, error is not None, latency_ms > self.slow_ms)
         if WINDOW_KEY in ctx:
             # The window of the iteration this request is part of (decided when it was offered).
@@ -339,7 +294,6 @@ class Recorder(IterationHooks):
         parts["device"] += device
         parts["server"] += max(0.0, latency_ms - network - device)
 
-    # -- results -------------------------------------------------------------------------------
     def result(
         self,
         index: int,

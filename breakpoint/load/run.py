@@ -35,7 +35,13 @@ from breakpoint.load.progress import SayProgress
 from breakpoint.load.provenance import run_info
 from breakpoint.load.recorder import Recorder
 from breakpoint.load.samplers import start_samplers, watch_run
-from breakpoint.load.settings import RunSettings, drain_s, segments_of, user_classes
+from breakpoint.load.settings import (
+    RunSettings,
+    drain_s,
+    segments_of,
+    timeouts_of,
+    user_classes,
+)
 from breakpoint.load.users import IterationHooks, measured_requests
 from breakpoint.load.workers import (
     check_workers,
@@ -82,7 +88,9 @@ class _Run:
         self.slos = {p.name: p.slo for p in self.seg.profiles}
         self.closed: list[StepResult] = []
         self.finals: dict[int, StepResult] = {}
-        self.recorder = Recorder(self.seg.names, slow_ms=settings.abort.p99_ms)
+        self.recorder = Recorder(
+            self.seg.names, slow_ms=settings.abort.p99_ms, timeouts_s=timeouts_of(self.seg.profiles)
+        )
         self.drain = drain_s(self.seg.profiles, emulate=settings.emulate)
         self.guard = HostGuard(settings.host, settings.allow_hosts)
         self.crashes = ScenarioCrashes(settings.scenario)

@@ -6,6 +6,7 @@ deadline (docs/design.md#window-membership) and the wrapped user classes.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,8 @@ def user_classes(
     return wrap_user_classes(
         seg.scenario.user_classes, seg.profiles, seg.shares, wiring, seg.pool_weights
     )
+
+
+def timeouts_of(profiles: Sequence[Profile]) -> dict[str, float]:
+    """Each segment's client timeout (s): a request past it is a failure the person saw."""
+    return {p.name: p.network.timeout_s for p in profiles}

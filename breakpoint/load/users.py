@@ -32,8 +32,11 @@ class IterationHooks:
         returns the measured window it belongs to (None: not measured, e.g. a warm-up)."""
         return None
 
-    def iteration_finished(self, segment: str, window: int | None) -> None:
-        """The iteration offered into `window` has finished."""
+    def iteration_finished(
+        self, segment: str, window: int | None, started: float | None = None, failed: bool = False
+    ) -> None:
+        """The iteration offered into `window` at `started` (wall clock) has finished; `failed`:
+        one of its requests failed (a page view the person did not get)."""
 
     def user_wait(self, window: int | None, waited_s: float) -> None:
         """An arrival waited `waited_s` in its queue for a free virtual user."""
@@ -154,6 +157,7 @@ def _wrap(
         self._bp_iter_start = None
         self._bp_window = None
         self._bp_pending = False
+        self._bp_failed = [False]  # did a request of the current iteration fail (the recorder says)
         self._bp_rng = random.Random(seed * 1_000_003 + next(counter))
         if self._bp_broken:
             return
@@ -185,14 +189,18 @@ def _wrap(
             "bp_lag_ms": lag,
             "bp_window": self._bp_window,
             "bp_iter_start": self._bp_iter_start,
+            "bp_iter_failed": self._bp_failed,
         }
 
     def _finish_iteration(self: Any) -> None:
         if self._bp_iter_start is not None:
             _resolve(self)
-            hooks.iteration_finished(segment, self._bp_window)
+            hooks.iteration_finished(
+                segment, self._bp_window, self._bp_iter_start, self._bp_failed[0]
+            )
         self._bp_iter_start = None
         self._bp_window = None
+        self._bp_failed = [False]
 
     def _take_ticket(self: Any) -> float:
         """Block until this segment's next arrival; return 0 so the task runs at once."""

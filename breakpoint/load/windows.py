@@ -6,11 +6,14 @@ recorder fills them (recorder.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
 from breakpoint.histograms import encode_histogram, new_histogram, percentiles_ms
+from breakpoint.plan.objectives import PAGE_VIEW_KEY
 from breakpoint.results import ERROR_KINDS, EndpointStats, SegmentStep, Series
 
 
@@ -35,6 +38,19 @@ class SegmentAcc:
     sec_errors: list[int] = field(default_factory=list)
     sec_sum_ms: list[float] = field(default_factory=list)
     sec_slow: list[int] = field(default_factory=list)
+
+    def page_view(self, latency_ms: float, failed: bool) -> None:
+        """One finished iteration, stored as the pseudo-endpoint PAGE_VIEW_KEY (latency of
+        successful ones only, as for requests; docs/design.md#objectives)."""
+        key = PAGE_VIEW_KEY
+        self.endpoint_requests[key] = self.endpoint_requests.get(key, 0) + 1
+        if failed:
+            self.endpoint_errors[key] = self.endpoint_errors.get(key, 0) + 1
+            return
+        hist = self.endpoint_hist.get(key)
+        if hist is None:
+            hist = self.endpoint_hist[key] = new_histogram()
+        hist.record_value(min(3_600_000_000, max(1, int(latency_ms * 1000))))
 
     def second(self, i: int) -> None:
         while len(self.sec_count) <= i:
@@ -61,6 +77,20 @@ class Window:
     user_waits_s: list[float] = field(default_factory=list)  # arrivals that waited for a user
     pool_capped: bool = False  # the pool wanted more users than --max-users allows
     final: bool = False
+
+
+def failure(
+    ctx: Mapping[str, Any], error: str | None, latency_ms: float, timeouts_ms: Mapping[str, float]
+) -> str | None:
+    """A request's failure kind, a request past its profile's client timeout (from its intended
+    start) included: the person gave up on it. Marks its iteration (page view) as failed."""
+    limit = timeouts_ms.get(ctx.get("bp_segment", ""))
+    if error is None and limit is not None and latency_ms > limit:
+        error = "timeout"
+    flag = ctx.get("bp_iter_failed")
+    if error is not None and error != "generator" and flag is not None:
+        flag[0] = True
+    return error
 
 
 def segment_step(

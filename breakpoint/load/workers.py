@@ -25,7 +25,13 @@ from breakpoint.load.local import collect_garbage_now
 from breakpoint.load.process import quiet_locust
 from breakpoint.load.recorder import Recorder
 from breakpoint.load.samplers import start_samplers
-from breakpoint.load.settings import RunSettings, drain_s, segments_of, user_classes
+from breakpoint.load.settings import (
+    RunSettings,
+    drain_s,
+    segments_of,
+    timeouts_of,
+    user_classes,
+)
 from breakpoint.load.users import measured_requests
 from breakpoint.load.vitals import WorkerVitals
 
@@ -42,7 +48,9 @@ def run_worker(
     quiet_locust()
     plan = settings.plan
     seg = segments_of(settings)
-    recorder = Recorder(seg.names, slow_ms=settings.abort.p99_ms)
+    recorder = Recorder(
+        seg.names, slow_ms=settings.abort.p99_ms, timeouts_s=timeouts_of(seg.profiles)
+    )
     scheduler = (
         ArrivalScheduler(seg.shares, seed=plan.seed, on_issue=recorder.iteration_offered)
         if plan.model == "open"

@@ -67,7 +67,13 @@ def _headline(summary: RunSummary) -> str:
     judged = "judged " if any(_label(s.breaking) == "no_verdict" for s in summary.segments) else ""
     if first:
         b = next(s.breaking for s in summary.segments if s.profile == first) or _NO_BREAK
-        return f"**First to break: {_md(first)} at {_fmt_break(b)}** ({b.criterion}, {b.label})."
+        seg = next(s for s in summary.segments if s.profile == first)
+        crossed = f": {_md(b.objective)}" if b.objective else ""
+        text = f"**First to break: {_md(first)} at {_fmt_break(b)}**"
+        text += f" ({b.criterion}{crossed}, {b.label})"
+        if summary.first_lead:
+            text += f", {_md(summary.first_lead)}"
+        return text + (f". Why: {_md(seg.why)}." if seg.why else ".")
     reached = highest_trusted(summary)
     cap = summary.max_multiplier or 0
     if reached is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from breakpoint.errors import ProfileError
+from breakpoint.plan.objectives import Objective, parse_objectives
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -47,8 +48,10 @@ class Device:
 class Slo:
     """The segment's service-level objective in steady state."""
 
-    p95_ms: float
+    p95_ms: float  # over all requests; applies only when there are no objectives
     error_rate: float = 0.01
+    # Per endpoint / page view (docs/design.md#objectives): when given, they replace p95_ms.
+    objectives: tuple[Objective, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class Profile:
 
     def with_slo_p95(self, p95_ms: float) -> Profile:
         return replace(self, slo=replace(self.slo, p95_ms=p95_ms))
+
+    def with_objectives(self, objectives: tuple[Objective, ...]) -> Profile:
+        return replace(self, slo=replace(self.slo, objectives=objectives))
 
     def without_emulation(self) -> Profile:
         """The same segment with no network or device time (for calibration runs)."""
@@ -119,7 +125,13 @@ class Profile:
                 "base_ms": d.base_ms,
                 "ms_per_kb": d.ms_per_kb,
             },
-            "slo": {"p95_ms": self.slo.p95_ms, "error_rate": self.slo.error_rate},
+            # objectives only when set: a run without them stores what it always stored
+            "slo": {"p95_ms": self.slo.p95_ms, "error_rate": self.slo.error_rate}
+            | (
+                {"objectives": [o.as_dict() for o in self.slo.objectives]}
+                if self.slo.objectives
+                else {}
+            ),
             "source": self.source,
         } | ({} if self.min_break is None else {"min_break": self.min_break})
 
@@ -150,7 +162,11 @@ def profile_from_dict(d: Mapping[str, Any]) -> Profile:
             base_ms=float(dev["base_ms"]),
             ms_per_kb=float(dev["ms_per_kb"]),
         ),
-        slo=Slo(p95_ms=float(slo["p95_ms"]), error_rate=float(slo["error_rate"])),
+        slo=Slo(
+            p95_ms=float(slo["p95_ms"]),
+            error_rate=float(slo["error_rate"]),
+            objectives=tuple(Objective.from_dict(o) for o in slo.get("objectives", ())),
+        ),
         source=d.get("source", ""),
         min_break=None if d.get("min_break") is None else float(d["min_break"]),
     )
@@ -220,7 +236,7 @@ def _check_number(value: Any, rule: _Rule, *, source: str, field: str) -> float 
 
 def parse_profile(data: Mapping[str, Any], *, source: str) -> Profile:
     """Validate one profile's TOML table; raise ProfileError naming the field on any mistake."""
-    allowed = set(_TOP) | set(_SECTIONS)
+    allowed = set(_TOP) | set(_SECTIONS) | {"objectives"}
     for key in data:
         if key not in allowed:
             raise ProfileError(
@@ -283,7 +299,12 @@ def parse_profile(data: Mapping[str, Any], *, source: str) -> Profile:
         share=float(share),
         network=Network(**sections["network"]),
         device=Device(**sections["device"]),
-        slo=Slo(**sections["slo"]),
+        slo=Slo(
+            **sections["slo"],
+            objectives=parse_objectives(data["objectives"], source=source)
+            if "objectives" in data
+            else (),
+        ),
         default=bool(data.get("default", False)),
         source=data.get("source", ""),
         path=source,

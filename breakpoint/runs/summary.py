@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from breakpoint.analysis.findings import summary_segments
+from breakpoint.analysis.why import why_fields
 from breakpoint.errors import IncompatibleRunsError, StoreError
 from breakpoint.runs.summary_sections import run_warnings, step_entry
 
@@ -56,6 +57,7 @@ class BreakPoint:
     high: float | None
     label: str | None  # bracketed, extrapolated, not_reached, no_verdict
     criterion: str | None  # latency, errors, saturation
+    objective: str | None = None  # the objective crossed, e.g. "page view p(95)<6000 ms"
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> BreakPoint:
@@ -65,6 +67,7 @@ class BreakPoint:
             high=_number(raw.get("high")),
             label=_text(raw.get("label")),
             criterion=_text(raw.get("criterion")),
+            objective=_text(raw.get("objective")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +81,7 @@ class SegmentSummary:
     profile: str
     breaking: BreakPoint | None
     held_to_multiplier: float | None = None  # highest level with a trusted verdict
+    why: str | None = None  # why it broke (analysis/why.py)
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ class RunSummary:
     git_rev: str | None = None
     max_multiplier: float | None = None
     first_to_break: str | None = None
+    first_lead: str | None = None  # how far ahead of the next segment, intervals apart or not
     fingerprint: Fingerprint | None = None
     segments: tuple[SegmentSummary, ...] = ()
     steps: tuple[StepSummary, ...] = ()
@@ -149,6 +154,7 @@ class RunSummary:
                 str(seg["profile"]),
                 BreakPoint.from_dict(brk) if isinstance(brk := seg.get("break"), Mapping) else None,
                 _number(seg.get("held_to_multiplier")),
+                _text(_mapping(seg.get("why")).get("text")),
             )
             for seg in data.get("segments") or []
             if isinstance(seg, Mapping) and "profile" in seg
@@ -171,6 +177,7 @@ class RunSummary:
             git_rev=_text(data.get("git_rev")),
             max_multiplier=_number(data.get("max_multiplier")),
             first_to_break=_text(data.get("first_to_break")),
+            first_lead=_text(_mapping(data.get("first_lead")).get("text")),
             fingerprint=Fingerprint.from_dict(fingerprint)
             if isinstance(fingerprint, Mapping)
             else None,
@@ -355,6 +362,7 @@ def build_summary(
     ] + [{"kind": "store", "message": m, "segment": None, "step": None} for m in store_warnings]
     warnings += run_warnings(info)
     measurement = info.get("measurement") or {}
+    lead_doc, whys = why_fields(steps, analysis)
     return {
         "schema": SUMMARY_SCHEMA,
         "run_id": info.get("run_id"),
@@ -368,8 +376,13 @@ def build_summary(
         "baseline": {"value": plan.baseline, "unit": plan.unit},
         "max_multiplier": plan.max_multiplier,
         "first_to_break": analysis.first_to_break,
+        # How far ahead the first break is, and why each segment broke (analysis/why.py).
+        "first_lead": lead_doc,
         "fingerprint": fingerprint(info, plan, profiles),
-        "segments": summary_segments(analysis),
+        "segments": [
+            seg | ({"why": whys[seg["profile"]]} if seg["profile"] in whys else {})
+            for seg in summary_segments(analysis)
+        ],
         "measurement": {
             "dropped_outside": int(measurement.get("dropped_outside", 0) or 0),
             "warmup_requests": int(measurement.get("warmup_requests", 0) or 0),

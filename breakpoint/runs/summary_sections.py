@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from breakpoint.plan.loopback import loopback_note
+from breakpoint.plan.profiles import profile_from_dict
+
 if TYPE_CHECKING:
     from breakpoint.results import StepResult
 
@@ -60,6 +63,13 @@ def run_warnings(info: Mapping[str, Any]) -> list[dict[str, Any]]:
                 f"({'; '.join(crashes.get('first') or [])}); not measurements of the target",
             )
         )
+    target = info.get("target") or {}
+    if info.get("emulation", True) and target.get("kind") != "embedded":
+        # The embedded target bounds its unsent bytes: it feels slow readers (demo/server.py).
+        profiles = [profile_from_dict(p) for p in info.get("profiles") or []]
+        note = loopback_note(str(info.get("host") or ""), profiles)
+        if note:
+            warnings.append(_warning("loopback_slow_readers", note))
     measurement = info.get("measurement") or {}
     if measurement.get("dropped_outside"):
         warnings.append(

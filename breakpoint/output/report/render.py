@@ -60,6 +60,16 @@ def _held_to(seg: SegmentAnalysis) -> float | None:
     return seg.levels[-1].multiplier if seg.levels else None
 
 
+def _objective_lines(ordered: Sequence[SegmentAnalysis]) -> list[str]:
+    """The segments' objectives, once when every segment has the same ones."""
+    sets = {s.profile: ", ".join(o.label for o in s.slo.objectives) for s in ordered}
+    if not any(sets.values()):
+        return []
+    if len(set(sets.values())) == 1:
+        return [f"{next(iter(sets.values()))} for every segment"]
+    return [f"{name}: {text or 'p95 SLO'}" for name, text in sets.items()]
+
+
 def _break_text(seg: SegmentAnalysis, max_multiplier: float) -> str:
     b = seg.breaking
     if b.label == "no_verdict":
@@ -299,5 +309,18 @@ def render_html(
         "warnings": summary.get("warnings", []),
         "comparison": comparison,
         "break_text": lambda s: _break_text(s, max_multiplier),
+        # analysis/why.py, as stored in summary.json
+        "first_lead": (summary.get("first_lead") or {}).get("text"),
+        "why_parts": {
+            seg["profile"]: f"{seg['why']['part']} ({seg['why'].get('own_share', 0):.0%})"
+            for seg in summary.get("segments", [])
+            if isinstance(seg.get("why"), dict)
+        },
+        "objective_lines": _objective_lines(ordered),
+        "whys": {
+            seg["profile"]: seg["why"]["text"]
+            for seg in summary.get("segments", [])
+            if isinstance(seg.get("why"), dict)
+        },
     }
     return _ENV.get_template("report.html.j2").render(**context)

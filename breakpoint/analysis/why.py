@@ -1,0 +1,151 @@
+"""Why a segment breaks where it does, and how far ahead of the others the first one breaks.
+
+Under one product-wide objective every segment waits in the same server queue; what differs is
+how much of the objective its own network and device already take at low load. `explain` says,
+for a segment that broke, how much of the objective its own network and device took at the
+lowest level: half or more, and they are why it broke (the server's wait only finished it); less,
+and the server's wait is (docs/design.md#why-first). `lead` compares the first segment to break
+with the next one: how much earlier, and whether their intervals are apart (only then is the order
+a finding). Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from breakpoint.analysis.findings import Analysis, SegmentAnalysis
+from breakpoint.results import StepResult
+
+PART_NAMES = {"network": "network", "server": "server wait", "device": "device"}
+
+
+@dataclass(frozen=True)
+class Why:
+    """What a segment's latency was made of at its lowest level and at its first failure, against
+    the objective it crossed."""
+
+    part: str  # "network", "device" or "server wait": what used up the objective
+    base_ms: Mapping[str, float]  # mean per request at the lowest level
+    fail_ms: Mapping[str, float]  # ... at the first failing step
+    base_multiplier: float
+    fail_multiplier: float
+    threshold_ms: float  # of the objective crossed (or the p95 SLO)
+
+    @property
+    def own_share(self) -> float:
+        """The share of the objective its own network and device took at the lowest level."""
+        return (self.base_ms.get("network", 0.0) + self.base_ms.get("device", 0.0)) / (
+            self.threshold_ms
+        )
+
+    @property
+    def text(self) -> str:
+        grew = self.fail_ms.get("server", 0.0) - self.base_ms.get("server", 0.0)
+        own = (
+            f"at {self.base_multiplier:.3g}X its network and device already took "
+            f"{self.own_share:.0%} of the {self.threshold_ms:.0f} ms objective (network "
+            f"{self.base_ms.get('network', 0.0):.0f} ms, device "
+            f"{self.base_ms.get('device', 0.0):.0f} ms, mean per request)"
+        )
+        then = f"the server's wait grew {grew:+.0f} ms by {self.fail_multiplier:.3g}X"
+        return f"{self.part}: {own}; {then}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"part": self.part, "own_share": self.own_share, "text": self.text}
+
+
+# At or above this share of the objective taken by its own network and device at low load, a
+# segment breaks because of them (the server's wait only finishes it); below, the wait did it.
+OWN_SHARE_BREAKS = 0.5
+
+
+def explain(steps: Sequence[StepResult], seg: SegmentAnalysis) -> Why | None:
+    """Why this segment broke (None when it did not, or its parts were not measured)."""
+    if seg.first_fail_step is None or not seg.levels:
+        return None
+    by_index = {s.index: s for s in steps}
+    fail = by_index.get(seg.first_fail_step)
+    base_step = by_index.get(min(seg.levels[0].steps))
+    if fail is None or base_step is None:
+        return None
+    fail_parts = dict(fail.segments[seg.profile].parts_ms) if seg.profile in fail.segments else {}
+    base_parts = (
+        dict(base_step.segments[seg.profile].parts_ms) if seg.profile in base_step.segments else {}
+    )
+    if set(base_parts) != set(PART_NAMES) or set(fail_parts) != set(PART_NAMES):
+        return None
+    crossed = [o for o in seg.slo.objectives if o.label == seg.breaking.objective]
+    threshold = crossed[0].threshold_ms if crossed else seg.slo.p95_ms
+    own = max(("network", "device"), key=lambda k: base_parts[k])
+    share = (base_parts["network"] + base_parts["device"]) / threshold
+    part = PART_NAMES[own] if share >= OWN_SHARE_BREAKS else PART_NAMES["server"]
+    return Why(part, base_parts, fail_parts, base_step.multiplier, fail.multiplier, threshold)
+
+
+@dataclass(frozen=True)
+class Lead:
+    """The first segment to break against the next one."""
+
+    first: str
+    next: str
+    first_multiplier: float
+    next_multiplier: float
+    apart: bool  # the first's interval ends below the next one's begins
+
+    @property
+    def earlier(self) -> float:
+        """How much lower the first break is, as a fraction of the next one."""
+        return 1.0 - self.first_multiplier / self.next_multiplier
+
+    @property
+    def text(self) -> str:
+        order = (
+            "their 95% intervals are apart"
+            if self.apart
+            else "their 95% intervals overlap: which breaks first is not certain"
+        )
+        return (
+            f"{self.earlier:.0%} earlier than the next, {self.next} "
+            f"({self.next_multiplier:.3g}X); {order}"
+        )
+
+
+def lead(analysis: Analysis) -> Lead | None:
+    """None when fewer than two segments broke."""
+    broke = sorted(
+        (s for s in analysis.segments.values() if _broke(s)),
+        key=lambda s: s.breaking.multiplier or 0.0,
+    )
+    if len(broke) < 2:
+        return None
+    a, b = broke[0].breaking, broke[1].breaking
+    assert a.multiplier is not None and b.multiplier is not None
+    apart = a.high is not None and b.low is not None and a.high < b.low
+    return Lead(broke[0].profile, broke[1].profile, a.multiplier, b.multiplier, apart)
+
+
+def _broke(s: SegmentAnalysis) -> bool:
+    return s.breaking.label in ("bracketed", "extrapolated") and s.breaking.multiplier is not None
+
+
+def explain_all(steps: Sequence[StepResult], analysis: Analysis) -> dict[str, Why]:
+    return {name: why for name, seg in analysis.segments.items() if (why := explain(steps, seg))}
+
+
+def why_fields(
+    steps: Sequence[StepResult], analysis: Analysis
+) -> tuple[dict[str, object] | None, dict[str, dict[str, object]]]:
+    """summary.json's `first_lead` and each segment's `why`."""
+    first = lead(analysis)
+    lead_doc = (
+        None
+        if first is None
+        else {
+            "next": first.next,
+            "earlier": first.earlier,
+            "apart": first.apart,
+            "text": first.text,
+        }
+    )
+    return lead_doc, {name: why.as_dict() for name, why in explain_all(steps, analysis).items()}

@@ -1,0 +1,276 @@
+"""Objectives per endpoint and per page view: parsed from every source, judged, named in the break,
+and client timeouts counted as failures (pure parts; the e2e is in test_objectives_e2e.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from breakpoint.analysis.breaks import analyse
+from breakpoint.analysis.criteria import judge
+from breakpoint.analysis.why import explain_all, lead
+from breakpoint.cli.main import main
+from breakpoint.errors import ProfileError
+from breakpoint.load.recorder import Recorder
+from breakpoint.output.digest import markdown
+from breakpoint.plan.loopback import loopback_note
+from breakpoint.plan.objectives import (
+    PAGE_VIEW,
+    PAGE_VIEW_KEY,
+    Objective,
+    apply,
+    parse_cli_objective,
+    parse_expression,
+    parse_objectives,
+    scenario_objectives,
+)
+from breakpoint.plan.profiles import builtin_profiles, load_profile_file, profile_from_dict
+from breakpoint.results import EndpointStats, SegmentStep
+from breakpoint.runs.summary_sections import run_warnings
+from breakpoint.sim.runbuilder import RunSpec, simulate_run
+
+PROFILE = """
+name = "phone"
+share = 1.0
+[network]
+rtt_ms = 100
+down_kbps = 1000
+up_kbps = 500
+[device]
+cpu_slowdown = 2
+[slo]
+p95_ms = 5000
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "pct", "ms"),
+    [("p(95)<800", 95, 800), (" p( 99.9 ) <= 2.5s ", 99.9, 2500), ("p(50)<10ms", 50, 10)],
+)
+def test_k6_threshold_syntax(text: str, pct: float, ms: float) -> None:
+    assert parse_expression(text, source="f", field="x") == (pytest.approx(pct), pytest.approx(ms))
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("p95<800", "cannot read"),
+        ("p(95)>800", "cannot read"),
+        ("p(100)<800", "between 0 and 100"),
+        ("p(95)<0", "more than 0 ms"),
+        (800, "must be a string"),
+    ],
+)
+def test_bad_threshold_names_the_file_the_field_and_the_fix(text: object, fragment: str) -> None:
+    with pytest.raises(ProfileError) as err:
+        parse_expression(text, source="phone.toml", field="objectives.page_view")
+    message = str(err.value)
+    assert fragment in message and "phone.toml" in message and "objectives.page_view" in message
+
+
+def test_profile_toml_objectives(tmp_path: Path) -> None:
+    path = tmp_path / "phone.toml"
+    path.write_text(
+        PROFILE + '[objectives]\npage_view = "p(95)<3000"\n"/api/search" = ["p(95)<800", '
+        '"p(99)<2000"]\n'
+    )
+    profile = load_profile_file(path)
+    got = [(o.target, o.percentile, o.threshold_ms) for o in profile.slo.objectives]
+    assert got == [(PAGE_VIEW, 95, 3000), ("/api/search", 95, 800), ("/api/search", 99, 2000)]
+    # Stored in the run and read back.
+    assert profile_from_dict(profile.as_dict()).slo.objectives == profile.slo.objectives
+    path.write_text(PROFILE + '[objectives]\npage_view = "p95 < 3000"\n')
+    with pytest.raises(ProfileError, match=r"phone.toml.*objectives.page_view.*p\(95\)<800"):
+        load_profile_file(path)
+
+
+def test_a_bad_profile_objective_is_one_line_exit_2(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "phone.toml"
+    path.write_text(PROFILE + '[objectives]\npage_view = "under 3 s"\n')
+    status = main(["plan", "--baseline-rps", "10", "--profiles", str(path)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "objectives.page_view" in err and "p(95)<800" in err
+
+
+def test_scenario_class_attribute_and_command_line() -> None:
+    class Shop:
+        bp_objectives: ClassVar = {"page_view": "p(95)<4000", "/api/page": "p(95)<500"}
+
+    wide = scenario_objectives([Shop], source="shop.py")
+    assert [o.label for o in wide] == ["page view p(95)<4000 ms", "/api/page p(95)<500 ms"]
+
+    class Bad:
+        bp_objectives: ClassVar = {"page_view": "95th < 4000"}
+
+    with pytest.raises(ProfileError, match=r"shop.py.*Bad.bp_objectives.page_view"):
+        scenario_objectives([Bad], source="shop.py")
+
+    scope, obj = parse_cli_objective("android-lowend-3g::page_view=p(95)<8000")
+    assert scope == "android-lowend-3g" and obj.threshold_ms == 8000
+    scope, obj = parse_cli_objective("/api/search?q=*=p(90)<700")
+    assert scope is None and obj.target == "/api/search?q=*" and obj.percentile == 90
+    with pytest.raises(ProfileError, match="--objective"):
+        parse_cli_objective("page_view<3000")
+
+    # Precedence: scenario < profile file < --objective (all profiles) < --objective PROFILE::.
+    profiles = [builtin_profiles()["android-lowend-3g"], builtin_profiles()["desktop-broadband"]]
+    cli = [
+        parse_cli_objective("page_view=p(95)<5000"),
+        parse_cli_objective("android-lowend-3g::page_view=p(95)<9000"),
+    ]
+    low, desk = apply(profiles, wide, cli)
+    assert {o.target: o.threshold_ms for o in low.slo.objectives} == {
+        PAGE_VIEW: 9000,
+        "/api/page": 500,
+    }
+    assert {o.target: o.threshold_ms for o in desk.slo.objectives}[PAGE_VIEW] == 5000
+    with pytest.raises(ProfileError, match="not in this run"):
+        apply(profiles, wide, [parse_cli_objective("2g-rural::page_view=p(95)<1")])
+
+
+def _seg(page_p95: float, api_p95: float, n: int = 40) -> SegmentStep:
+    def ep(p95: float) -> EndpointStats:
+        return EndpointStats(n, 0, p95 / 2, p95, p95 * 1.2)
+
+    return SegmentStep(
+        "a", n, {}, 10.0, 10.0, 1, 1, 99_999, 1, 1, 1,
+        endpoints={PAGE_VIEW_KEY: ep(page_p95), "/api/page": ep(api_p95)},
+    )  # fmt: skip
+
+
+def test_a_segment_breaks_at_the_first_objective_it_crosses() -> None:
+    slo = replace(
+        builtin_profiles()["desktop-broadband"].slo,
+        objectives=(Objective(PAGE_VIEW, 95, 3000), Objective("/api/page", 95, 500)),
+    )
+    # The all-requests p95 (99,999 ms) no longer decides: the objectives do.
+    assert judge(_seg(2000, 400), slo).passed is True
+    verdict = judge(_seg(2000, 600), slo)
+    assert verdict.passed is False and verdict.objective == "/api/page p(95)<500 ms"
+    verdict = judge(_seg(3300, 600), slo)  # both over: the one furthest over its threshold
+    assert verdict.objective == "/api/page p(95)<500 ms"
+    verdict = judge(_seg(6000, 600), slo)
+    assert verdict.objective == "page view p(95)<3000 ms"
+    # Too few samples of every objective: no verdict, however many requests there were.
+    assert judge(_seg(6000, 600, n=10), slo).passed is None
+
+
+def test_the_break_names_the_objective_that_crossed() -> None:
+    profiles = [
+        p.with_objectives(
+            (Objective("/static/asset.bin", 95, 20_000), Objective("/api/page", 95, 700))
+        )
+        for p in list(builtin_profiles().values())[:3]
+    ]
+    run = simulate_run(RunSpec(profiles=profiles, steps=14, hold_s=30.0))
+    analysis = analyse(run.steps, profiles, run.plan, boot=0)
+    broke = [s for s in analysis.segments.values() if s.breaking.label == "bracketed"]
+    assert broke
+    for seg in broke:
+        assert seg.breaking.objective == "/api/page p(95)<700 ms"
+        assert seg.breaking.criterion == "latency"
+
+
+def test_a_request_past_the_profile_timeout_is_a_failure_the_user_saw() -> None:
+    clock = [1010.0]
+    rec = Recorder(["a"], clock=lambda: clock[0], timeouts_s={"a": 10.0})
+    rec.open_step(0, 1.0, 40.0, "ramp", warmup_s=0.0, start=1000.0)
+    failed = [False]
+    for i, ms in enumerate([200.0] * 30 + [10_500.0] * 2):
+        ctx = {"bp_segment": "a", "bp_lag_ms": 0.0, "bp_window": 0, "bp_iter_failed": failed}
+        rec.on_request(name="/x", response_time=ms, context=ctx, start_time=1000.0 + i * 0.1)
+    rec.close_step(0, 1010.0)
+    seg = rec.result(0, final=True).segments["a"]
+    assert seg.errors.get("timeout") == 2 and seg.requests == 32
+    assert seg.p95_ms is not None and seg.p95_ms < 1000  # timeouts are not latency samples
+    assert failed == [True]  # the page view they were part of failed too
+
+
+def test_page_views_are_recorded_per_iteration() -> None:
+    clock = [1000.0]
+    rec = Recorder(["a"], clock=lambda: clock[0])
+    rec.open_step(0, 1.0, 40.0, "ramp", warmup_s=0.0, start=1000.0)
+    for i in range(30):
+        start = 1000.0 + i * 0.1
+        window = rec.iteration_offered("a", start)
+        clock[0] = start + 1.5  # each iteration lasts 1.5 s
+        rec.iteration_finished("a", window, start, failed=(i == 0))
+    rec.close_step(0, 1010.0)
+    page = rec.result(0, final=True).segments["a"].endpoints[PAGE_VIEW_KEY]
+    assert page.requests == 30 and page.errors == 1
+    assert page.p95_ms == pytest.approx(1500, rel=0.01)
+
+
+def test_parse_objectives_refuses_a_non_table() -> None:
+    with pytest.raises(ProfileError, match="must be a table"):
+        parse_objectives("p(95)<3000", source="shop.py")
+
+
+def test_loopback_hides_slow_readers_warning() -> None:
+    profiles = list(builtin_profiles().values())
+    fast = [builtin_profiles()["desktop-broadband"]]
+    for host in ("http://127.0.0.1:8080", "http://localhost", "https://[::1]:443"):
+        note = loopback_note(host, profiles)
+        assert note is not None and "android-lowend-3g" in note and "network namespace" in note
+        assert "desktop-broadband" not in note
+    assert loopback_note("http://10.0.0.5:8080", profiles) is None
+    assert loopback_note("http://127.0.0.1:8080", fast) is None
+    assert loopback_note(None, profiles) is not None  # `breakpoint plan`: host unknown
+    # In the report: a run against a loopback target warns; the embedded target does not need to.
+    info = {"host": "http://127.0.0.1:9", "profiles": [p.as_dict() for p in profiles]}
+    kinds = [w["kind"] for w in run_warnings(info)]
+    assert "loopback_slow_readers" in kinds
+    embedded = {**info, "target": {"kind": "embedded"}}
+    assert "loopback_slow_readers" not in [w["kind"] for w in run_warnings(embedded)]
+
+
+def test_why_and_how_far_ahead_the_first_break_is() -> None:
+    profiles = [
+        p.with_objectives((Objective("/api/page", 95, 700),))
+        for p in list(builtin_profiles().values())[:3]
+    ]
+    run = simulate_run(RunSpec(profiles=profiles, steps=14, hold_s=30.0))
+    analysis = analyse(run.steps, profiles, run.plan, boot=0)
+    first = lead(analysis)
+    assert first is not None and first.first == analysis.first_to_break
+    assert first.first_multiplier <= first.next_multiplier and 0 <= first.earlier < 1
+    assert ("apart" in first.text) != ("overlap" in first.text)
+    whys = explain_all(run.steps, analysis)
+    assert set(whys) == {n for n, s in analysis.segments.items() if s.first_fail_step is not None}
+    for why in whys.values():
+        assert why.part in ("network", "server wait", "device") and "ms" in why.text
+    # In the digest's headline: the objective, how far ahead, and why.
+    text = markdown(
+        {
+            "label": "x",
+            "first_to_break": first.first,
+            "first_lead": {"text": first.text},
+            "segments": [
+                {
+                    "profile": first.first,
+                    "break": {
+                        "multiplier": first.first_multiplier,
+                        "label": "bracketed",
+                        "criterion": "latency",
+                        "objective": "/api/page p(95)<700 ms",
+                    },
+                    "why": {"text": whys[first.first].text},
+                }
+            ],
+        }
+    )
+    assert "/api/page p(95)&lt;700 ms" in text and first.next in text and "Why: " in text
+
+
+def test_a_bad_objective_option_is_one_line_exit_2(capsys) -> None:  # type: ignore[no-untyped-def]
+    status = main(["plan", "--baseline-rps", "10", "--objective", "page_view<3000"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "--objective" in err and "TARGET=p(95)<800" in err
+    status = main(["plan", "--baseline-rps", "10", "--objective", "nobody::page_view=p(95)<1"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "not in this run" in err
