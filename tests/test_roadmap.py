@@ -13,7 +13,9 @@ import pytest
 
 from breakpoint.analysis.findings import Break
 from breakpoint.analysis.roadmap import (
+    ACTIONS,
     RoadmapAsked,
+    fix_first,
     headroom_of,
     roadmap_settings,
 )
@@ -77,6 +79,40 @@ def test_settings_come_from_the_command_line_then_the_run_then_the_defaults() ->
     assert roadmap_settings(stored, RoadmapAsked(expected_peak=2.0)) == (2.0, 12.0)
 
 
+def summary_segment(name: str, m: float | None, label: str, **extra: object) -> dict:
+    return {"profile": name, "break": {"multiplier": m, "label": label}, **extra}
+
+
+def test_fix_first_lists_broken_segments_least_headroom_first_with_cause_and_action() -> None:
+    segments = [
+        summary_segment(
+            "desktop", 6.0, "bracketed",
+            diagnosis={"endpoint": "/api/page", "part": "server", "multiplier": 6.5,
+                       "part_growth_ms": {"server": 400.0}},
+        ),
+        summary_segment(
+            "lowend-3g", 2.0, "bracketed",
+            diagnosis={"endpoint": "/static/asset.bin", "part": "server", "multiplier": 2.2,
+                       "part_growth_ms": {"server": 900.0}},
+            why={"part": "network", "own_share": 0.7},
+        ),
+        summary_segment("held", None, "not_reached"),
+    ]  # fmt: skip
+    ranked = [
+        headroom_of("lowend-3g", brk(2.0, 1.8, 2.2, "bracketed"), 2.2, expected_peak=1, target=10),
+        headroom_of("desktop", brk(6.0, 5.5, 6.5, "bracketed"), 6.5, expected_peak=1, target=10),
+        headroom_of("held", brk(None, 10, None, "not_reached"), 10, expected_peak=1, target=10),
+    ]
+    items = fix_first(segments, ranked)
+    assert [i["profile"] for i in items] == ["lowend-3g", "desktop"]  # the held one is not listed
+    first, second = items
+    assert first["endpoint"] == "/static/asset.bin" and first["cause"] == "network"
+    assert first["action"] == ACTIONS["network"]
+    assert "server time grew +900 ms by 2.2X" in first["text"]  # the part that grew, too
+    assert second["cause"] == "server wait" and second["action"] == ACTIONS["server wait"]
+    assert "/api/page degrades first" in second["text"]
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = RunSpec(steps=14, segments=4)
@@ -103,6 +139,12 @@ def test_a_published_run_ranks_segments_by_headroom_and_keeps_what_was_asked(
     assert "Roadmap (expected peak 2X, target 8X)" in (run_dir / MARKDOWN_FILE).read_text()
     html = (run_dir / REPORT_FILE).read_text()
     assert 'id="roadmap"' in html and "capacity to hold 8X" in html
+    broke = [r["profile"] for r in rows if r["basis"] == "break"]
+    assert [f["profile"] for f in plan_for["fix_first"]] == broke
+    assert (
+        "What to fix first" in html
+        and "What to fix first:" in (run_dir / MARKDOWN_FILE).read_text()
+    )
     # Re-rendered without options: the run keeps planning for what it was asked.
     assert main(["report", str(run_dir)]) == 0
     again = json.loads((run_dir / SUMMARY_FILE).read_text())["roadmap"]

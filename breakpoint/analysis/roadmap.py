@@ -12,7 +12,7 @@ gives nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -138,14 +138,73 @@ def roadmap_settings(
     return float(peak), float(target or DEFAULT_TARGET_MULTIPLIER)
 
 
-def roadmap_summary(analysis: Analysis, *, expected_peak: float, target: float) -> dict[str, Any]:
-    """summary.json's `roadmap` object."""
+def roadmap_summary(
+    analysis: Analysis,
+    segments: Sequence[Mapping[str, Any]],
+    *,
+    expected_peak: float,
+    target: float,
+) -> dict[str, Any]:
+    """summary.json's `roadmap` object (`segments`: summary.json's own list, for fix_first)."""
+    ranked = roadmap(analysis, expected_peak=expected_peak, target=target)
     return {
         "expected_peak": expected_peak,
         "target_multiplier": target,
         "capacity_model": "copies of today's service, each serving an equal share (horizontal "
         "scaling); each segment's network and device time unchanged",
-        "segments": [
-            h.to_dict() for h in roadmap(analysis, expected_peak=expected_peak, target=target)
-        ],
+        "segments": [h.to_dict() for h in ranked],
+        "fix_first": fix_first(segments, ranked),
     }
+
+
+# What to fix first, by what used up the segment's objective (analysis/why.py's part, else the
+# latency part that grew most by its first failing level).
+ACTIONS = {
+    "network": "what it downloads and its round trips (page weight, caching, fewer requests)",
+    "device": "the work its pages do on the device",
+    "server wait": "server capacity, or the endpoint's own work",
+    "server": "server capacity, or the endpoint's own work",
+}
+
+
+def fix_first(
+    segments: Sequence[Mapping[str, Any]], ranked: Sequence[Headroom]
+) -> list[dict[str, Any]]:
+    """A short list a product lead can read: the segments that broke, least headroom first,
+    each with the endpoint that degrades first, what used up its objective, and where to act.
+    `segments` is summary.json's list (with `diagnosis` and `why`)."""
+    by_name = {s["profile"]: s for s in segments}
+    items: list[dict[str, Any]] = []
+    for h in ranked:
+        seg = by_name.get(h.profile)
+        if h.basis != "break" or seg is None:
+            continue
+        b = seg["break"]
+        diagnosis = seg.get("diagnosis") or {}
+        why = seg.get("why") or {}
+        endpoint = diagnosis.get("endpoint")
+        grew = diagnosis.get("part")
+        cause = why.get("part") or {"server": "server wait"}.get(grew or "", grew)
+        action = ACTIONS.get(cause or "")
+        growth = (diagnosis.get("part_growth_ms") or {}).get(grew) if grew else None
+        where = f"{endpoint} degrades first" if endpoint else "its requests degrade together"
+        text = f"{h.profile} breaks at {b['multiplier']:.3g}X"
+        text += f" on {b['objective']}" if b.get("objective") else ""
+        text += f" ({h.headroom:.3g}x the expected peak): {where}"
+        if cause:
+            text += f"; its {cause} used up the objective"
+        if grew and growth is not None and not str(cause or "").startswith(grew):
+            at = diagnosis.get("multiplier") or b["multiplier"]
+            text += f" ({grew} time grew {growth:+.0f} ms by {at:.3g}X)"
+        text += f". Fix first: {action}." if action else "."
+        items.append(
+            {
+                "profile": h.profile,
+                "break": b["multiplier"],
+                "endpoint": endpoint,
+                "cause": cause,
+                "action": action,
+                "text": text,
+            }
+        )
+    return items

@@ -153,4 +153,8 @@ def roadmap_lines(plan_for: Mapping[str, Any]) -> list[str]:
         "Capacity is in copies of today's service (horizontal scaling; each segment's own network "
         "and device time unchanged); below 1x, today's capacity already holds the target.",
     ]
+    fixes = plan_for.get("fix_first") or []
+    if fixes:
+        lines += ["", "What to fix first:", ""]
+        lines += [f"{k}. {_md(item['text'])}" for k, item in enumerate(fixes, start=1)]
     return lines

@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from breakpoint.analysis.breaks import analyse
-from breakpoint.analysis.roadmap import AS_STORED, RoadmapAsked, roadmap_settings, roadmap_summary
+from breakpoint.analysis.roadmap import (
+    AS_STORED,
+    RoadmapAsked,
+    roadmap_settings,
+    roadmap_summary,
+)
 from breakpoint.errors import StoreError
 from breakpoint.output.digest import markdown
 from breakpoint.output.report.render import render_html
@@ -52,7 +57,9 @@ def publish(
     steps = [s for s in stored.steps if s.index not in failing]
     analysis = analyse(steps, profiles, plan, seed=plan.seed)
     summary = build_summary(info, steps, analysis, plan, profiles, store_warnings=stored.warnings)
-    summary["roadmap"] = roadmap_summary(analysis, expected_peak=peak, target=target)
+    summary["roadmap"] = roadmap_summary(
+        analysis, summary["segments"], expected_peak=peak, target=target
+    )
     if comparison is not None:
         summary["comparison"] = comparison
     write_json(run_dir / SUMMARY_FILE, summary)
