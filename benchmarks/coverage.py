@@ -30,7 +30,8 @@ HEADING = "## coverage.py"
 
 
 def _method(method: str) -> str:
-    return method.split(" (", maxsplit=1)[0].split(",", maxsplit=1)[0].split(" over ", maxsplit=1)[0]
+    head = method.split(" (", maxsplit=1)[0].split(",", maxsplit=1)[0]
+    return head.split(" over ", maxsplit=1)[0]
 
 
 def _row(cov: Coverage) -> str:
