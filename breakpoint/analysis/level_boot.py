@@ -19,10 +19,11 @@ import numpy as np
 from breakpoint.analysis.findings import Level
 from breakpoint.analysis.levels import MIN_DF, MIN_SIGMA_LOG, PRIOR_DF, _group, _Obs, _p95, _usable
 
-# The spread of log p95 between windows is about K_PRIOR x sqrt(relaxation time / window) on
-# simulated M/M/c and M/D/c queues (K 0.33-1.1 over c = 2-16 and rho 0.8-0.97, median 0.57;
-# benchmarks/coverage.py's notes). It is the prior for a run's own repeats, worth PRIOR_DF
-# of them: one pair of repeats that agree by luck must not make every level look precise.
+# The spread of log p95 between 20 s windows is K x sqrt(relaxation time / window) with K
+# 0.33-1.1 (median 0.57) on simulated M/M/c and M/D/c queues over c = 2-16 and rho 0.8-0.97
+# (`benchmarks/coverage.py --calibrate`). The prior for a run's own repeats, worth PRIOR_DF of
+# them, is taken above that median: one pair of repeats that agree by luck must not make every
+# level look precise. A choice, not a fit: coverage with it is benchmarks/README.md's.
 K_PRIOR = 0.8
 # Beyond a relaxation time as long as the window the spread stops growing (it was at most
 # about 0.5 in log at rho 0.97): the scale is capped there.

@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from breakpoint.analysis.criteria import MIN_REQUESTS
 from breakpoint.analysis.findings import Analysis, SegmentAnalysis
+from breakpoint.output.digest import INTERVAL_MEANING
 from breakpoint.output.report import plots
 from breakpoint.plan.profiles import Profile
 from breakpoint.plan.steps import same_level
@@ -280,5 +281,6 @@ def render_html(
         "warnings": summary.get("warnings", []),
         "comparison": comparison,
         "break_text": lambda s: _break_text(s, max_multiplier),
+        "interval_meaning": INTERVAL_MEANING,
     }
     return _ENV.get_template("report.html.j2").render(**context)
