@@ -184,6 +184,8 @@ def _redrawn(
     """The 95% interval of the levels' bootstrap (level_boot.py). Without a measured level
     above the first fail, a replicate where it passes reaches the next ramp step's distance
     (a tenth) above it at least: the bracket's width alone may be far narrower."""
+    if ctx.boot <= 0:
+        return None, None  # the search's point estimates: no interval
     higher = any(lv.multiplier > m1 and not same_level(lv.multiplier, m1) for lv in levels)
     reach = (below, above if higher else max(above, (1 + NO_LEVEL_ABOVE) * m1))
     again = level_boot(levels, ctx.slo.p95_ms, _level_noise(ctx, levels), ctx.rng, ctx.boot, reach)
@@ -191,8 +193,11 @@ def _redrawn(
 
 
 def _level_noise(ctx: SegmentContext, levels: Sequence[Level]) -> LevelNoise:
-    """Each level's window noise (level_boot.relaxed_noise), or the pooled one without repeats."""
-    relaxed = relaxed_noise(levels, ctx.obs, _capacity(ctx, levels), ctx.plan.hold_s)
+    """Each level's window noise (level_boot.relaxed_noise: an arrival rate against a capacity,
+    so the open model only), else the repeat noise as the fits use it."""
+    relaxed = None
+    if ctx.plan.model == "open":
+        relaxed = relaxed_noise(levels, ctx.obs, _capacity(ctx, levels), ctx.plan.hold_s)
     if relaxed is not None:
         return relaxed
     sigma = np.array([ctx.noise.sigma(ctx.name, lv.multiplier) for lv in levels])
