@@ -4,8 +4,6 @@ shares with a single process: pool backlog (ArrivalScheduler.backlogged), cool-d
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from breakpoint.analysis.criteria import needs_cool_down
 from breakpoint.load.arrivals import ArrivalScheduler
 from breakpoint.load.health import summarise_health
@@ -13,8 +11,9 @@ from breakpoint.load.vitals import RemoteVitals
 from breakpoint.results import GeneratorHealth, SegmentStep, StepResult
 
 
-def vitals_message(node: str, **data: object) -> SimpleNamespace:
-    return SimpleNamespace(node_id=node, data=data)
+def report(vitals: RemoteVitals, node: str, **data: object) -> None:
+    """A worker's report to the master, as Locust's worker_report event hands it over."""
+    vitals.on_worker_report(node, {"stats": [], "bp_vitals": data})
 
 
 def test_remote_vitals_sum_the_live_workers_only() -> None:
@@ -29,26 +28,23 @@ def test_remote_vitals_sum_the_live_workers_only() -> None:
         ("w2", {"995": [5, 0, 0], "996": [5, 5, 0]}, 4, 95.0, True),
         ("gone", {"995": [1000, 1000, 1000]}, 100, 100.0, True),
     ):
-        vitals.on_vitals(
-            None,
-            vitals_message(
-                node,
-                recent=rows,
-                last_completion_at=now - 2,
-                window=7,
-                in_flight=flying,
-                health={"cpu_pct": cpu, "loop_lag_ms": 1.0, "schedule_lag_ms": 0.0},
-                backlogged=backlog,
-            ),
+        report(
+            vitals,
+            node,
+            recent=rows,
+            last_completion_at=now - 2,
+            window=7,
+            in_flight=flying,
+            health={"cpu_pct": cpu, "loop_lag_ms": 1.0, "schedule_lag_ms": 0.0},
+            backlogged=backlog,
         )
     # Seconds 995 and 996 (the newest second, still filling, is left out: settle 3 s).
     assert vitals.recent_totals(2, 3) == (30, 8, 1)
     assert vitals.in_flight(7) == 7 and vitals.in_flight(8) == 0
     assert vitals.latest_health()["cpu_pct"] == 95.0
-    assert vitals.backlogged()
     assert vitals.last_completion_at == now - 2
     alive.discard("w2")
-    assert not vitals.backlogged() and vitals.recent_totals(2, 3) == (20, 3, 1)
+    assert vitals.recent_totals(2, 3) == (20, 3, 1)
 
 
 def test_scheduler_backlog_is_judged_per_segment_rate() -> None:

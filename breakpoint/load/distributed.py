@@ -88,7 +88,10 @@ class RemoteSteps:
         """Why the run cannot go on: every worker that joined is gone (None while any is up)."""
         if self.runner is None:
             return None
-        if _active_worker_ids(self.runner):
+        clients = self.runner.clients
+        missing = {node.id for node in clients.missing}
+        # Connected in any state (a worker the master told to stop is still there), or lost.
+        if any(node.id not in missing for node in clients.all):
             self._ever_had_workers = True
             return None
         if not self._ever_had_workers:
@@ -176,7 +179,12 @@ class RemoteSteps:
         # Called every tick during a step: keep each worker's arrival rates matched to the users
         # it actually runs (the dispatcher may put a whole segment on one worker).
         self._rebalance()
-        return self.vitals.backlogged()  # a worker's arrivals queue: grow the pool
+        # No growth mid-step: each change of the user count makes Locust's master re-dispatch
+        # users across the workers, which disturbed the step's p95 by half in
+        # tests/test_measurement_e2e.py. Pools are sized as each step starts (spare users per
+        # worker, busy time learnt from the steps before); a worker whose arrivals wait for
+        # users flags its step generator-bound, and the level is run again with that pool.
+        return False
 
     def set_shares(self, shares: dict[str, float]) -> None:
         self.shares = dict(shares)

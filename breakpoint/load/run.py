@@ -43,6 +43,7 @@ from breakpoint.load.settings import (
     user_classes,
 )
 from breakpoint.load.users import IterationHooks, measured_requests
+from breakpoint.load.vitals import REPORT_EVERY_S
 from breakpoint.load.workers import (
     check_workers,
     spawn_local_workers,
@@ -272,7 +273,9 @@ class _Run:
         if settings.emulate:
             hang_s = max(hang_s, 2 * max(p.network.timeout_s for p in self.seg.profiles))
         if isinstance(source, RemoteSteps):
-            # The same rules on the workers' summed vital signs (load/vitals.py).
+            # The same rules on the workers' summed vital signs (load/vitals.py), which reach
+            # the master with their reports: silence is judged over at least two of them.
+            hang_s = max(hang_s, 2 * REPORT_EVERY_S)
             watch = gevent.spawn(
                 watch_run,
                 self.view,
@@ -301,7 +304,7 @@ class _Run:
         """Every worker of a distributed run is gone (Locust's master stops its shape then):
         end the run as failed, keeping every step already measured."""
         gone = self.source.workers_gone() if isinstance(self.source, RemoteSteps) else None
-        if gone is None:
+        if gone is None or self.controller.finished:
             return False
         self.view.warn(f"stopping the run: {gone}")
         self.controller.failure = self.controller.failure or WorkersLostError(gone)

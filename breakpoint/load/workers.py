@@ -90,7 +90,7 @@ def run_worker(
         max_users=settings.max_users,
         current_window=lambda: agent.current,
     )
-    samplers.append(gevent.spawn(vitals.run))
+    env.events.report_to_master.add_listener(vitals.on_report_to_master)
     say(f"worker connected to {master_host}:{master_port}")
     try:
         with guarding_sessions(guard):
