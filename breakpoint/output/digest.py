@@ -12,14 +12,6 @@ from typing import Any
 from breakpoint.runs.summary import BreakPoint, RunSummary
 
 MAX_WARNINGS = 10  # more are counted, not listed: report.html has them all
-# What a "95% interval" claims, in the report and summary.md (docs/design.md#interval-coverage;
-# the coverage measured is benchmarks/README.md's, keep the two in step).
-INTERVAL_MEANING = (
-    "The interval beside a breaking point is built to contain this target's true breaking point "
-    "under this test 95 times in 100; on simulated queues it did in 93-98% of runs "
-    "(benchmarks/coverage.py). It covers this run's measurement noise, not a change of the "
-    "target or of the test between runs."
-)
 _NO_BREAK = BreakPoint(None, None, None, None, None)
 
 
@@ -121,8 +113,6 @@ def markdown(summary: RunSummary | Mapping[str, Any]) -> str:
         lines.append(f"| {_md(seg.profile)} | {_fmt_break(b)} | {b.label} | {b.criterion or '–'} |")
     if plan_for:
         lines += roadmap_lines(plan_for)
-    if any(s.breaking and s.breaking.low is not None for s in summary.segments):
-        lines += ["", INTERVAL_MEANING]
     if summary.warnings:
         lines += ["", "Measurement warnings:"]
         lines += [f"- {_md(w)}" for w in summary.warnings[:MAX_WARNINGS]]

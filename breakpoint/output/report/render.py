@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from breakpoint.analysis.criteria import MIN_REQUESTS
 from breakpoint.analysis.findings import Analysis, SegmentAnalysis
-from breakpoint.output.digest import INTERVAL_MEANING, span
+from breakpoint.output.digest import span
 from breakpoint.output.report import plots
 from breakpoint.plan.profiles import Profile
 from breakpoint.plan.steps import same_level
@@ -322,6 +322,5 @@ def render_html(
             for seg in summary.get("segments", [])
             if isinstance(seg.get("why"), dict)
         },
-        "interval_meaning": INTERVAL_MEANING,
     }
     return _ENV.get_template("report.html.j2").render(**context)
