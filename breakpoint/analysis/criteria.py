@@ -8,6 +8,7 @@ not trusted: it neither passes nor fails. Pure: numbers in, verdicts out.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,12 @@ class SegmentVerdict:
 
 def latency_trend(mean_ms: Sequence[float | None]) -> tuple[float, float]:
     """(growth, p-value): last-third over first-third mean, and Kendall's tau test for a rise."""
+    return _trend(tuple(mean_ms))
+
+
+@functools.lru_cache(maxsize=4096)
+def _trend(mean_ms: tuple[float | None, ...]) -> tuple[float, float]:
+    """latency_trend, remembered: the search judges every step again after each new one."""
     values = [v for v in mean_ms if v is not None and math.isfinite(v)]
     if len(values) < 6:
         return 1.0, 1.0

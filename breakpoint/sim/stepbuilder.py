@@ -201,7 +201,11 @@ def _measured(values_ms: np.ndarray) -> tuple[str, dict[str, float | None]]:
     if not len(values_ms):
         return "", percentiles_ms(hist)
     us = np.sort(np.clip(np.rint(values_ms * 1000.0), 1, None).astype(np.int64))
-    for value, count in zip(*np.unique(us, return_counts=True), strict=True):
+    # Record each bucket once with its count: a value and its bucket's lowest equivalent value
+    # land in the same bucket (3 digits: 2048 sub-buckets, then halving resolution per octave).
+    shift = np.maximum(np.floor(np.log2(us)).astype(np.int64) - 10, 0)
+    lowest = (us >> shift) << shift
+    for value, count in zip(*np.unique(lowest, return_counts=True), strict=True):
         hist.record_value(int(value), int(count))
     n = len(us)
 
