@@ -30,7 +30,9 @@ HEADING = "## coverage.py"
 
 
 def _method(method: str) -> str:
-    return method.split(" (", maxsplit=1)[0].split(",", maxsplit=1)[0].split(" over ", maxsplit=1)[0]
+    return (
+        method.split(" (", maxsplit=1)[0].split(",", maxsplit=1)[0].split(" over ", maxsplit=1)[0]
+    )
 
 
 def _row(cov: Coverage) -> str:

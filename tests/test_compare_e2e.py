@@ -80,7 +80,7 @@ def test_the_readme_recipe_fails_a_slower_release_and_passes_an_identical_one(
     env.pop("GITHUB_STEP_SUMMARY", None)
     with (
         start_target_process(TargetConfig(workers=8, service_ms=20.0)) as base,
-        start_target_process(TargetConfig(workers=8, service_ms=60.0)) as slow,
+        start_target_process(TargetConfig(workers=8, service_ms=40.0)) as slow,
         start_target_process(TargetConfig(workers=8, service_ms=20.0, seed=2)) as same,
     ):
         assert len({base.url, slow.url, same.url}) == 3  # three deployments, three addresses

@@ -1,10 +1,11 @@
 """Vital signs of a distributed run (docs/design.md#distributed-runs): with each report a worker
-sends the master (Locust's `report_to_master` / `worker_report` events, every few seconds), it
-adds its per-second request counts, the iterations still running in the current window, its
-generator health and whether its arrivals queue for want of users (with its pool at
---max-users, a generator fault); the master sums them into the same view a single process has of its own recorder. The guardrails (abort limits, hang
-detection) then follow one set of rules whichever runner drives the load. (A message of its own each second cost the workers' event loops 100-180 ms of
-lateness at p95 in tests/test_measurement_e2e.py; riding on Locust's report costs nothing.)
+sends the master (Locust's `report_to_master` / `worker_report` events, every 3 s) it adds its
+per-second request counts, the iterations still running in the current window and its generator
+health; the master sums them into the same view a single process has of its own recorder, so
+the guardrails (abort limits, hang detection) follow one set of rules whichever runner drives
+the load. A worker whose arrivals queue with its pool at --max-users flags its own step. (A
+message of its own each second cost the workers' event loops 100-180 ms of lateness at p95 in
+tests/test_measurement_e2e.py; riding on Locust's report costs nothing.)
 """
 
 from __future__ import annotations

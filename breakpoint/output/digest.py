@@ -11,7 +11,13 @@ from typing import Any
 
 from breakpoint.runs.summary import BreakPoint, RunSummary
 
-MAX_WARNINGS = 10  # more are counted, not listed: report.html has them all
+MAX_WARNINGS = 10
+# What the intervals of this release are worth, as measured (benchmarks/coverage.py).
+INTERVAL_CAVEAT = (
+    "Intervals: the 95% intervals of latency breaks are too narrow; in simulated queues they "
+    "covered the true break about half the time (benchmarks/coverage.py). Read them as the "
+    "measurement's precision; repeat runs (`--repeat`) show the real spread."
+)  # more are counted, not listed: report.html has them all
 _NO_BREAK = BreakPoint(None, None, None, None, None)
 
 
@@ -111,6 +117,8 @@ def markdown(summary: RunSummary | Mapping[str, Any]) -> str:
     for seg in summary.segments:
         b = seg.breaking or _NO_BREAK
         lines.append(f"| {_md(seg.profile)} | {_fmt_break(b)} | {b.label} | {b.criterion or '–'} |")
+    if any(_label(s.breaking) in ("bracketed", "extrapolated") for s in summary.segments):
+        lines += ["", INTERVAL_CAVEAT]
     if plan_for:
         lines += roadmap_lines(plan_for)
     if summary.warnings:

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from breakpoint.analysis.criteria import MIN_REQUESTS
 from breakpoint.analysis.findings import Analysis, SegmentAnalysis
-from breakpoint.output.digest import span
+from breakpoint.output.digest import INTERVAL_CAVEAT, span
 from breakpoint.output.report import plots
 from breakpoint.plan.profiles import Profile
 from breakpoint.plan.steps import same_level
@@ -286,6 +286,7 @@ def render_html(
         "others_range": (min(others), max(others)) if others else None,
         "not_reached": sum(1 for s in ordered if s.breaking.label == "not_reached"),
         "max_multiplier": max_multiplier,
+        "interval_caveat": INTERVAL_CAVEAT,
         "roadmap": summary.get("roadmap"),
         "roadmap_rows": _roadmap_rows(summary.get("roadmap")),
         "min_requests": MIN_REQUESTS,
