@@ -17,3 +17,13 @@ def demo_target() -> Iterator[TargetProcess]:
     """The embedded target (8 workers, 20 ms) in a child process, shared by e2e tests."""
     with start_target_process(TargetConfig(workers=8, service_ms=20.0, seed=1)) as target:
         yield target
+
+
+@pytest.fixture
+def own_target() -> Iterator[TargetProcess]:
+    """A target of the test's own (8 workers x 10 ms), which the test may kill or stall."""
+    target = start_target_process(TargetConfig(workers=8, service_ms=10.0, seed=7))
+    try:
+        yield target
+    finally:
+        target.stop()

@@ -8,7 +8,6 @@ The single-process versions of these tests are in tests/test_harness_e2e.py.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -16,20 +15,11 @@ import pytest
 from test_harness_e2e import SCENARIOS, SHOP, Run
 
 from breakpoint.analysis.criteria import cool_down_note
-from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
+from breakpoint.demo.target import TargetProcess
 from breakpoint.runs.store import load_run
 
 pytestmark = pytest.mark.e2e
 TWO_WORKERS = ("--workers", "2")
-
-
-@pytest.fixture
-def own_target() -> Iterator[TargetProcess]:
-    target = start_target_process(TargetConfig(workers=8, service_ms=10.0, seed=7))
-    try:
-        yield target
-    finally:
-        target.stop()
 
 
 def test_error_rate_abort_works_with_two_workers(

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from breakpoint.cli.main import main
-from breakpoint.demo.target import TargetConfig, TargetProcess, start_target_process
+from breakpoint.demo.target import TargetProcess
 from breakpoint.load.settings import DRAIN_MARGIN_S
 from breakpoint.runs.store import load_run
 
@@ -150,16 +150,6 @@ class Run:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate()
-
-
-@pytest.fixture
-def own_target() -> Iterator[TargetProcess]:
-    """A target of this test's own, which the test may kill or stall."""
-    target = start_target_process(TargetConfig(workers=8, service_ms=10.0, seed=7))
-    try:
-        yield target
-    finally:
-        target.stop()
 
 
 def _assert_ended_cleanly(run: Finished) -> None:
