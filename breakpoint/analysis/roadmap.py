@@ -191,7 +191,9 @@ def fix_first(
         text = f"{h.profile} breaks at {b['multiplier']:.3g}X"
         text += f" on {b['objective']}" if b.get("objective") else ""
         text += f" ({h.headroom:.3g}x the expected peak): {where}"
-        if cause:
+        if b.get("criterion") == "saturation":
+            text += "; the server saturated" + (f" ({cause} was its larger part)" if cause else "")
+        elif cause:
             text += f"; its {cause} used up the objective"
         if grew and growth is not None and not str(cause or "").startswith(grew):
             at = diagnosis.get("multiplier") or b["multiplier"]

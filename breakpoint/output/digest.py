@@ -16,7 +16,7 @@ MAX_WARNINGS = 10
 INTERVAL_CAVEAT = (
     "Intervals: the 95% intervals of latency breaks are too narrow; in simulated queues they "
     "covered the true break about half the time (benchmarks/coverage.py). Read them as the "
-    "measurement's precision; repeat runs (`--repeat`) show the real spread."
+    "measurement's precision; repeat runs (--repeat) show the real spread."
 )  # more are counted, not listed: report.html has them all
 _NO_BREAK = BreakPoint(None, None, None, None, None)
 
