@@ -29,6 +29,13 @@ def test_low_end_3g_breaks_first_behind_sync_workers(tmp_path: Path) -> None:
     summary = json.loads((report.parent / "summary.json").read_text())
     breaks = {s["profile"]: s["break"] for s in summary["segments"]}
     low, desk = breaks["android-lowend-3g"], breaks["desktop-broadband"]
+    if summary["first_to_break"] is None:
+        # The generator bound the walk before any break (seen once in CI): the run must say so
+        # rather than claim that nothing broke. Issue 16 keeps the demo's steadiness open.
+        kinds = {w["kind"] for w in summary["warnings"]}
+        assert {"generator_bound", "stopped_before_cap"} <= kinds, (kinds, breaks)
+        assert "not evidence that they hold" in (report.parent / "summary.md").read_text()
+        return
     assert summary["first_to_break"] == "android-lowend-3g", breaks
     # By its latency objective (named), timeouts, or (the within-step trend test misfiring on
     # bursty sync-worker steps, issue 16) saturation.
