@@ -31,6 +31,10 @@ pytestmark = pytest.mark.e2e
 PROFILES = builtin_profiles()
 CLIENTS: dict[str, type[User]] = {"fast": FastHttpUser, "http": HttpUser}
 TOLERANCE = 0.05
+# A sleep ends late, never early: on a loaded 2-core CI machine a warm desktop request (37 ms in
+# the model) was seen 3 ms late. Late is allowed this much on top of the 5%; a missing model part
+# (a round trip, a bandwidth term) is still tens of milliseconds or more.
+SCHEDULER_SLACK_MS = 5.0
 
 Sample = dict[str, Any]
 # Users started by the current _run: their clients are closed at the end, since Locust leaves
@@ -147,13 +151,15 @@ def _check_against_model(profile: Profile, samples: list[Sample]) -> list[str]:
             f"measured {measured_ms:8.1f} ms ({error:+.2%}), server {server_ms:.1f} ms"
         )
         assert s["exception"] is None, s["exception"]
-        assert abs(error) <= TOLERANCE, lines[-1]
+        assert measured_ms >= expected_ms * (1 - TOLERANCE), lines[-1]
+        assert measured_ms <= expected_ms * (1 + TOLERANCE) + SCHEDULER_SLACK_MS, lines[-1]
         assert 0 <= server_ms < 50, lines[-1]  # loopback and 0.1 ms of service
     return lines
 
 
 def test_every_profile_matches_the_model_cold_and_warm(target: TargetProcess) -> None:
-    """Each built-in profile, both clients, small and large responses: within 5% of the model."""
+    """Each built-in profile, both clients, small and large responses: within 5% of the model
+    (late by at most 5 ms more: the scheduler's share)."""
     classes = []
     for kind, base in CLIENTS.items():
         for name, profile in PROFILES.items():
