@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHOP = ROOT / "scenarios" / "shop.py"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
-# A loopback segment whose timeout makes the hang detector's bound its floor,
-# max(RunSettings.hang_s, 2 x timeout_s) = 20 s.
-QUICK_TIMEOUT_S = 5
+# A loopback segment with a short timeout, so the hang detector's bound,
+# max(--hang-s, 2 x timeout_s), can be short: 8 s.
+QUICK_TIMEOUT_S = 4
 QUICK_TIMEOUT_PROFILE = """\
 name = "loopback"
 share = 1
@@ -42,13 +42,13 @@ share = 1
 rtt_ms = 0
 down_kbps = 1000000
 up_kbps = 1000000
-timeout_s = 5
+timeout_s = 4
 [device]
 cpu_slowdown = 1
 [slo]
 p95_ms = 500
 """
-HANG_S = 20.0
+HANG_S = 8.0
 
 
 @dataclass
@@ -245,6 +245,7 @@ def test_hanging_target_is_detected_and_ends_the_run(
         SHOP, own_target.url, tmp_path / "reports",
         "--profiles", str(profile),
         "--max-multiplier", "3", "--warmup-s", "0.5", "--hold-s", str(hold_s),
+        "--hang-s", str(HANG_S),
     )  # fmt: skip
     try:
         run.wait_for(lambda: own_target.stats()["requests_total"] >= 40, "40 requests served")
