@@ -39,7 +39,7 @@ class SecondBin:
     requests: int = 0  # completed requests of iterations due in this second, failures included
     failed: int = 0
     # p95 over every request of the second, a failed one counting as slower than any success:
-    # None when 5% or more of them failed (or there were none).
+    # None when more than 5% of them failed (or there were none).
     p95_all_ms: float | None = None
     p95_ms: float | None = None  # over successful requests only (as in a run's steps)
 
@@ -117,7 +117,7 @@ def has_verdict(b: SecondBin, min_requests: int = MIN_REQUESTS_PER_S) -> bool:
 
 
 def within_objective(b: SecondBin, slo_ms: float) -> bool:
-    """95% of the second's requests succeeded within the objective."""
+    """At least 95% of the second's requests succeeded within the objective."""
     return b.p95_all_ms is not None and b.p95_all_ms <= slo_ms
 
 

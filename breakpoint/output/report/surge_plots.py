@@ -56,7 +56,7 @@ def timeline(
     )
     if failing:
         top.plot(
-            failing, [peak] * len(failing), "v", color="#b3261e", ms=5, label="5% or more failed"
+            failing, [peak] * len(failing), "v", color="#b3261e", ms=5, label="more than 5% failed"
         )
     if sparse:
         top.plot(
