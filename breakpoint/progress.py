@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from breakpoint.analysis.criteria import SegmentVerdict
     from breakpoint.plan.profiles import Profile
-    from breakpoint.plan.steps import Plan
+    from breakpoint.plan.steps import Plan, PlannedStep
     from breakpoint.results import StepResult
 
 
@@ -27,7 +27,10 @@ class Progress(Protocol):
         host: str,
         run_dir: Path,
         planned_steps: int,
-    ) -> None: ...
+        phases: Sequence[PlannedStep] = (),
+    ) -> None:
+        """`phases`: a surge's fixed phases (plan/surge.py); empty for a search."""
+        ...
 
     def step_started(
         self,

@@ -87,6 +87,15 @@ class Ctx:
             argv += ["--profiles", "desktop-broadband"]
         return argv + list(extra)
 
+    def surge(self, *extra: str) -> list[str]:
+        """A valid `surge` command line (one built-in profile, no emulation) plus `extra`."""
+        argv = ["surge", self.scenario(), "--host", self.host, "--out", str(self.tmp / "reports")]
+        argv += ["--profiles", "desktop-broadband", "--no-emulation", "--baseline-rps", "5"]
+        for option, value in (("--to", "3"), ("--for-s", "5")):
+            if option not in extra:
+                argv += [option, value]
+        return argv + list(extra)
+
     def fake_run(self, info: dict[str, object]) -> str:
         folder = self.tmp / "reports" / "20250101-000000-old-abcdef"
         folder.mkdir(parents=True)
@@ -285,6 +294,24 @@ CASES = [
     ),
     _case(lambda c: ["no-such-command"], "no-such-command", click_usage=True, id="unknown-command"),
     _case(lambda c: ["run"], "SCENARIO", click_usage=True, id="run-without-scenario"),
+    # -- surge ----------------------------------------------------------------------------------
+    _case(lambda c: c.surge("--to", "1"), "--to", "above 1", id="surge-to-one"),
+    _case(lambda c: c.surge("--to", "0.5"), "--to", "above 1", id="surge-to-below-one"),
+    _case(lambda c: c.surge("--for-s", "0"), "--for-s", "more than 0", id="surge-for-zero"),
+    _case(lambda c: c.surge("--for-s", "-3"), "--for-s", "more than 0", id="surge-for-negative"),
+    _case(lambda c: c.surge("--to", "80"), "--to 80", "--hard-cap", id="surge-above-cap"),
+    _case(
+        lambda c: c.surge("--recovery-timeout-s", "3"),
+        "--recovery-timeout-s",
+        id="surge-recovery-timeout-too-short",
+    ),
+    _case(
+        lambda c: ["surge", c.scenario(), "--host", c.host, "--baseline-rps", "5", "--to", "3"],
+        "--for-s",
+        "missing",
+        id="surge-without-for-s",
+    ),
+    _case(lambda c: ["surge"], "SCENARIO", click_usage=True, id="surge-without-scenario"),
 ]
 
 

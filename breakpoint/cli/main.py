@@ -20,6 +20,7 @@ from breakpoint.cli.demo import demo, target
 from breakpoint.cli.inspect import plan, profiles
 from breakpoint.cli.run import run, worker_process
 from breakpoint.cli.stored import check, compare, history, report
+from breakpoint.cli.surge import surge
 from breakpoint.errors import BreakpointError, ExitStatus
 
 
@@ -38,6 +39,7 @@ for command in (
     profiles,
     plan,
     run,
+    surge,
     worker_process,
     report,
     demo,

@@ -94,21 +94,9 @@ roadmap_options = options(
 )
 
 
-# -- the plan ------------------------------------------------------------------------------------
+# -- the profiles (segments) and their objectives -------------------------------------------------
 
-plan_options = options(
-    click.option(
-        "--baseline-rps",
-        type=float,
-        default=None,
-        help="1X as an arrival rate in iterations/s (open model, the default).",
-    ),
-    click.option(
-        "--baseline-users",
-        type=int,
-        default=None,
-        help="1X as concurrent users with the scenario's think time (closed model).",
-    ),
+profile_options = options(
     click.option(
         "--profiles",
         "profiles_spec",
@@ -128,6 +116,51 @@ plan_options = options(
         help="A latency objective, k6-style: TARGET=p(95)<800 (TARGET: page_view or an "
         "endpoint name), for every profile or, as PROFILE::TARGET=..., one (repeatable).",
     ),
+)
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """The options of `profile_options`, as typed."""
+
+    profiles_spec: str | None
+    slo_p95_ms: float | None
+    objectives_spec: tuple[str, ...]
+
+    def profiles(
+        self, *, emulation: bool = True, product_wide: Sequence[Objective] = ()
+    ) -> tuple[Profile, ...]:
+        """The chosen profiles, with the SLO override and the objectives applied (the
+        scenario's `product_wide` ones, then --objective), and emulation off if asked."""
+        names = self.profiles_spec.split(",") if self.profiles_spec else default_profile_names()
+        chosen = resolve_profiles(names)
+        if self.slo_p95_ms is not None:
+            if not self.slo_p95_ms > 0:
+                raise UsageError(f"--slo-p95-ms: must be > 0, got {self.slo_p95_ms:g}")
+            chosen = [p.with_slo_p95(self.slo_p95_ms) for p in chosen]
+        cli = [parse_cli_objective(text) for text in self.objectives_spec]
+        chosen = list(apply_objectives(chosen, product_wide, cli))
+        if not emulation:
+            chosen = [p.without_emulation() for p in chosen]
+        return tuple(chosen)
+
+
+# -- the plan ------------------------------------------------------------------------------------
+
+plan_options = options(
+    click.option(
+        "--baseline-rps",
+        type=float,
+        default=None,
+        help="1X as an arrival rate in iterations/s (open model, the default).",
+    ),
+    click.option(
+        "--baseline-users",
+        type=int,
+        default=None,
+        help="1X as concurrent users with the scenario's think time (closed model).",
+    ),
+    profile_options,
     click.option(
         "--max-multiplier",
         type=float,
@@ -250,16 +283,6 @@ class PlanOptions:
     def profiles(
         self, *, emulation: bool = True, product_wide: Sequence[Objective] = ()
     ) -> tuple[Profile, ...]:
-        """The chosen profiles, with the SLO override and the objectives applied (the
-        scenario's `product_wide` ones, then --objective), and emulation off if asked."""
-        names = self.profiles_spec.split(",") if self.profiles_spec else default_profile_names()
-        chosen = resolve_profiles(names)
-        if self.slo_p95_ms is not None:
-            if not self.slo_p95_ms > 0:
-                raise UsageError(f"--slo-p95-ms: must be > 0, got {self.slo_p95_ms:g}")
-            chosen = [p.with_slo_p95(self.slo_p95_ms) for p in chosen]
-        cli = [parse_cli_objective(text) for text in self.objectives_spec]
-        chosen = list(apply_objectives(chosen, product_wide, cli))
-        if not emulation:
-            chosen = [p.without_emulation() for p in chosen]
-        return tuple(chosen)
+        """The chosen profiles (ProfileOptions.profiles)."""
+        chosen = ProfileOptions(self.profiles_spec, self.slo_p95_ms, self.objectives_spec)
+        return chosen.profiles(emulation=emulation, product_wide=product_wide)

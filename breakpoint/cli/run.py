@@ -7,8 +7,10 @@ fixed order before any load is sent (docs/design.md#harness).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import click
 
@@ -17,6 +19,7 @@ from breakpoint.cli.options import (
     PlanOptions,
     echo,
     gathered,
+    options,
     out_option,
     plan_options,
     roadmap_options,
@@ -28,6 +31,12 @@ from breakpoint.cli.scenario_args import (
     split_scenario_args,
 )
 from breakpoint.errors import ExitStatus, UsageError
+from breakpoint.plan.steps import Plan
+
+if TYPE_CHECKING:
+    from breakpoint.load.settings import RunSettings
+    from breakpoint.plan.objectives import Objective
+    from breakpoint.plan.profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,6 @@ class RunOptions:
     host: str | None
     label: str
     out_dir: Path
-    repeat: int
     no_emulation: bool
 
 
@@ -77,27 +85,90 @@ class Distribution:
             raise UsageError("--master: say how many workers will join with --expect-workers N")
 
 
+SINGLE_PROCESS = Distribution(0, False, None, "127.0.0.1", False, None, 5557)
+
+
+# The options `run` shares with `surge` (cli/surge.py), declared once.
+target_options = options(
+    click.argument("scenario_args", metavar="SCENARIO [USERCLASS]...", nargs=-1),
+    click.option(
+        "-f",
+        "--locustfile",
+        default=None,
+        help="The scenario (as Locust's -f); then every argument names a user class.",
+    ),
+    click.option(
+        "-H",
+        "--host",
+        default=None,
+        help="Base URL of the target, e.g. http://127.0.0.1:8089 (default: the classes' `host`).",
+    ),
+    scenario_options,
+)
+
+output_options = options(
+    click.option(
+        "--label", default="run", show_default=True, help="Run label, e.g. the release under test."
+    ),
+    out_option("Reports folder; the run folder is created inside it."),
+)
+
+emulation_option = click.option(
+    "--no-emulation",
+    is_flag=True,
+    help="Segments without device/network emulation (for calibration).",
+)
+
+guard_options = options(
+    click.option(
+        "--max-users",
+        type=click.IntRange(1, 200_000),
+        default=20_000,
+        show_default=True,
+        help="Guardrail: most users this process may run.",
+    ),
+    click.option(
+        "--allow-host",
+        "allow_hosts",
+        multiple=True,
+        help="Another host the scenario may call (repeatable); requests to any other are blocked.",
+    ),
+    click.option(
+        "--abort-error-rate",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=0.5,
+        show_default=True,
+        help="Abort the ramp when errors exceed this fraction for --abort-for-s.",
+    ),
+    click.option(
+        "--abort-p99-ms",
+        type=click.FloatRange(0, None, min_open=True),
+        default=30_000,
+        show_default=True,
+        help="Abort the ramp when p99 exceeds this for --abort-for-s.",
+    ),
+    click.option(
+        "--hang-s",
+        type=click.FloatRange(1, 3600),
+        default=20.0,
+        show_default=True,
+        help="Abort when no request completes for this long while some are in flight.",
+    ),
+    click.option(
+        "--abort-for-s",
+        type=click.IntRange(1, 3600),
+        default=10,
+        show_default=True,
+        help="How long an abort limit must be crossed before the ramp stops.",
+    ),
+)
+
+
 @click.command()
-@click.argument("scenario_args", metavar="SCENARIO [USERCLASS]...", nargs=-1)
-@click.option(
-    "-f",
-    "--locustfile",
-    default=None,
-    help="The scenario (as Locust's -f); then every argument names a user class.",
-)
-@click.option(
-    "-H",
-    "--host",
-    default=None,
-    help="Base URL of the target, e.g. http://127.0.0.1:8089 (default: the classes' `host`).",
-)
-@scenario_options
+@target_options
 @plan_options
 @roadmap_options
-@click.option(
-    "--label", default="run", show_default=True, help="Run label, e.g. the release under test."
-)
-@out_option("Reports folder; the run folder is created inside it.")
+@output_options
 @click.option(
     "--workers",
     type=click.IntRange(0, 64),
@@ -112,52 +183,8 @@ class Distribution:
     show_default=True,
     help="Run the whole search N times under the same label.",
 )
-@click.option(
-    "--no-emulation",
-    is_flag=True,
-    help="Segments without device/network emulation (for calibration).",
-)
-@click.option(
-    "--max-users",
-    type=click.IntRange(1, 200_000),
-    default=20_000,
-    show_default=True,
-    help="Guardrail: most users this process may run.",
-)
-@click.option(
-    "--allow-host",
-    "allow_hosts",
-    multiple=True,
-    help="Another host the scenario may call (repeatable); requests to any other are blocked.",
-)
-@click.option(
-    "--abort-error-rate",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=0.5,
-    show_default=True,
-    help="Abort the ramp when errors exceed this fraction for --abort-for-s.",
-)
-@click.option(
-    "--abort-p99-ms",
-    type=click.FloatRange(0, None, min_open=True),
-    default=30_000,
-    show_default=True,
-    help="Abort the ramp when p99 exceeds this for --abort-for-s.",
-)
-@click.option(
-    "--hang-s",
-    type=click.FloatRange(1, 3600),
-    default=20.0,
-    show_default=True,
-    help="Abort when no request completes for this long while some are in flight.",
-)
-@click.option(
-    "--abort-for-s",
-    type=click.IntRange(1, 3600),
-    default=10,
-    show_default=True,
-    help="How long an abort limit must be crossed before the ramp stops.",
-)
+@emulation_option
+@guard_options
 @click.option(
     "--master", is_flag=True, help="Be the master of a distributed run; workers join with --worker."
 )
@@ -201,13 +228,59 @@ def run(
     spread: Distribution,
     scenario_flags: ScenarioFlags,
     roadmap: RoadmapAsked,
+    repeat: int,
 ) -> None:
     """Drive load from 1X up, step by step, and find where each segment breaks."""
+    split_scenario_args(options.scenario_args, options.locustfile)  # a missing one first
+    the_plan = planned.plan()
+    settings = prepare_settings(options, the_plan, planned, limits, scenario_flags, spread)
+    from breakpoint.analysis.search import Search
+    from breakpoint.load.run import RunInterrupted, ScenarioFailedError, execute
+    from breakpoint.load.workers import run_worker
+    from breakpoint.output.live import make_progress
+
+    if spread.worker:
+        assert spread.master_host is not None
+        raise SystemExit(run_worker(settings, spread.master_host, spread.master_port, say=echo))
+    for i in range(repeat):
+        if repeat > 1:
+            echo(f"repeat {i + 1} of {repeat}")
+        # Repeats are independent searches: each draws its own arrivals.
+        this = replace(settings, plan=replace(the_plan, seed=the_plan.seed + i))
+        try:
+            with make_progress() as view:
+                search = Search.for_profiles(this.plan, this.profiles, emulate=this.emulate)
+                run_dir = execute(this, search, progress=view)
+        except ScenarioFailedError as failed:
+            # The steps measured while the scenario worked are reported; then the error.
+            publish_or_say(failed.path, roadmap)
+            raise
+        except RunInterrupted as stopped:
+            publish_or_say(stopped.path, roadmap)
+            raise SystemExit(int(ExitStatus.INTERRUPTED)) from None
+        if not publish_or_say(run_dir, roadmap):
+            raise SystemExit(int(ExitStatus.ERROR))
+
+
+class _Profiles(Protocol):
+    def profiles(
+        self, *, emulation: bool = True, product_wide: Sequence[Objective] = ()
+    ) -> tuple[Profile, ...]: ...
+
+
+def prepare_settings(
+    options: RunOptions,
+    the_plan: Plan,
+    chooser: _Profiles,
+    limits: Limits,
+    scenario_flags: ScenarioFlags,
+    spread: Distribution = SINGLE_PROCESS,
+) -> RunSettings:
+    """Preflight, in a fixed order before any load, and the run's settings (`run`, `surge`)."""
     from breakpoint.load.preflight import check_host_url, check_store, check_target, ensure_fd_limit
 
     scenario_arg, class_names = split_scenario_args(options.scenario_args, options.locustfile)
-    the_plan = planned.plan()
-    chosen = planned.profiles(emulation=not options.no_emulation)
+    chosen = chooser.profiles(emulation=not options.no_emulation)
     if options.host:
         check_host_url(options.host)
     path = Path(scenario_arg)
@@ -240,27 +313,23 @@ def run(
     if scenario.shape:
         echo(
             f"note: {path.name} defines the LoadTestShape {scenario.shape}; breakpoint drives "
-            "the load itself (step by step from 1X) and ignores it"
+            "the load itself and ignores it"
         )
     check_target(host)
     from breakpoint.plan.objectives import scenario_objectives
 
     # The scenario's product-wide objectives (bp_objectives) under the profiles' and --objective.
     product_wide = scenario_objectives(scenario.user_classes, source=str(path))
-    chosen = planned.profiles(emulation=not options.no_emulation, product_wide=product_wide)
+    chosen = chooser.profiles(emulation=not options.no_emulation, product_wide=product_wide)
     from breakpoint.plan.loopback import loopback_note
 
     if not options.no_emulation and (note := loopback_note(host, chosen)):
         echo(f"warning: {note}")
     from breakpoint.analysis.criteria import AbortLimits
-    from breakpoint.analysis.search import Search
-    from breakpoint.load.run import RunInterrupted, ScenarioFailedError, execute
     from breakpoint.load.settings import RunSettings
-    from breakpoint.load.workers import run_worker
-    from breakpoint.output.live import make_progress
 
     distributed = spread.master or spread.worker
-    settings = RunSettings(
+    return RunSettings(
         scenario=path,
         host=host.rstrip("/"),
         plan=the_plan,
@@ -283,27 +352,6 @@ def run(
         exclude_tags=exclude_tags,
         scenario_opts=scenario_opts,
     )
-    if spread.worker:
-        assert spread.master_host is not None
-        raise SystemExit(run_worker(settings, spread.master_host, spread.master_port, say=echo))
-    for i in range(options.repeat):
-        if options.repeat > 1:
-            echo(f"repeat {i + 1} of {options.repeat}")
-        # Repeats are independent searches: each draws its own arrivals.
-        this = replace(settings, plan=replace(the_plan, seed=the_plan.seed + i))
-        try:
-            with make_progress() as view:
-                search = Search.for_profiles(this.plan, this.profiles, emulate=this.emulate)
-                run_dir = execute(this, search, progress=view)
-        except ScenarioFailedError as failed:
-            # The steps measured while the scenario worked are reported; then the error.
-            publish_or_say(failed.path, roadmap)
-            raise
-        except RunInterrupted as stopped:
-            publish_or_say(stopped.path, roadmap)
-            raise SystemExit(int(ExitStatus.INTERRUPTED)) from None
-        if not publish_or_say(run_dir, roadmap):
-            raise SystemExit(int(ExitStatus.ERROR))
 
 
 def publish_or_say(run_dir: Path, roadmap: RoadmapAsked = AS_STORED) -> bool:

@@ -202,6 +202,11 @@ class Controller(LoadTestShape):
         """Close the current step as partial at the next tick and end the run."""
         self.stop_reason = self.stop_reason or reason
 
+    def end_step_now(self) -> None:
+        """Close the current step at the next tick as if its time were up (not partial)."""
+        if self.active is not None and self.active.closed_at is None:
+            self.active.ends_at = min(self.active.ends_at, self.clock())
+
     def replace_result(self, final: StepResult) -> None:
         """Swap a provisional result for the final one (after in-flight requests drained)."""
         for i, step in enumerate(self.done):

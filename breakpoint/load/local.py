@@ -41,6 +41,9 @@ class LocalSteps:
         self.max_users = 1 << 30
         self.user_count: Callable[[], int] = lambda: 0
         self.stopping_now = False
+        # A surge's phases follow each other without a pause: no cool-down after an overloaded
+        # step and no wait for its stragglers (docs/design.md#surge-rehearsal).
+        self.continuous = False
         self._pending: set[int] = set()
         self._cooling: set[int] = set()
         self._awaiting: set[int] = set()  # windows whose verdict waits for their stragglers
@@ -61,6 +64,8 @@ class LocalSteps:
         gevent.spawn(self._finalise, index, partial)
         provisional = self.recorder.result(index, final=False)
         self._provisional[index] = provisional
+        if self.continuous:
+            return
         if needs_cool_down(provisional, self.recorder.in_flight(index)):
             # The target could not keep up: its queue would spill into the next step and make
             # it look worse than it is. Pause arrivals until this step's requests have drained

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from breakpoint.analysis.criteria import SegmentVerdict
     from breakpoint.plan.profiles import Profile
-    from breakpoint.plan.steps import Plan
+    from breakpoint.plan.steps import Plan, PlannedStep
     from breakpoint.results import StepResult
 
 
@@ -30,9 +30,11 @@ class SayProgress:
         host: str,
         run_dir: Path,
         planned_steps: int,
+        phases: Sequence[PlannedStep] = (),
     ) -> None:
         names = ", ".join(p.name for p in profiles)
-        self._say(f"run against {host} ({names}): {planned_steps} ramp steps; folder {run_dir}")
+        steps = f"{len(phases)} surge phases" if phases else f"{planned_steps} ramp steps"
+        self._say(f"run against {host} ({names}): {steps}; folder {run_dir}")
 
     def step_started(
         self,

@@ -16,6 +16,7 @@ from breakpoint.analysis.criteria import throughput_shortfall
 from breakpoint.histograms import new_histogram, values_at_percentiles
 from breakpoint.load.health import summarise_health
 from breakpoint.load.request_kinds import classify_error, redact_name
+from breakpoint.load.timeline import Timeline
 from breakpoint.load.users import IterationHooks
 from breakpoint.load.windows import SegmentAcc, Window, failure, segment_step
 from breakpoint.results import GeneratorHealth, StepResult
@@ -68,6 +69,8 @@ class Recorder(IterationHooks):
         self._latest: dict[str, float] = {}
         self.last_completion_at = clock()  # wall time of the newest request (hang detection)
         self._recent: dict[int, list[int]] = {}  # wall second -> requests, errors, slow
+        # A surge's per-second series across its steps (timeline.py); None in a normal run.
+        self.timeline: Timeline | None = None
         # Build the histogram layout cache now, not in the middle of a step (~0.2 s of CPU).
         values_at_percentiles(new_histogram(), (50,))
 
@@ -123,6 +126,8 @@ class Recorder(IterationHooks):
     def iteration_offered(self, segment: str, start: float) -> int | None:
         """Count an iteration due at `start` in the window holding it; return that window's
         index (None: offered in a warm-up or between windows, so not measured)."""
+        if self.timeline is not None:
+            self.timeline.offered(segment, start)
         w = self._window_for(start)
         if w is None or segment not in w.accs:
             return None
@@ -134,6 +139,8 @@ class Recorder(IterationHooks):
     ) -> None:
         """The iteration offered into `window` (as iteration_offered returned) at `started` has
         finished: a page view (docs/design.md#objectives), failed if one of its requests did."""
+        if self.timeline is not None:
+            self.timeline.finished(segment, self._clock())
         # Throughput counts completions inside the open window, whenever they were due: a
         # saturated server completes at its capacity however many arrivals are offered.
         current = self._open
@@ -267,6 +274,8 @@ class Recorder(IterationHooks):
         """One request of an iteration offered in window w. Latency percentiles are over
         successful requests; a failed one counts in the errors (judged by their own rate)."""
         acc = w.accs[segment]
+        if self.timeline is not None:
+            self.timeline.request(segment, began, latency_ms, error is not None)
         acc.requests += 1
         acc.endpoint_requests[name] = acc.endpoint_requests.get(name, 0) + 1
         # The per-second series is by the second its iteration was offered in (trend test).

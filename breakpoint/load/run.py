@@ -51,7 +51,7 @@ from breakpoint.load.workers import (
     wait_for_workers,
 )
 from breakpoint.load.writer import RunWriter
-from breakpoint.plan.steps import ramp
+from breakpoint.plan.steps import PlannedStep, ramp
 from breakpoint.progress import Progress
 from breakpoint.results import StepResult
 
@@ -241,7 +241,8 @@ class _Run:
             profiles=self.seg.profiles,
             host=self.settings.host,
             run_dir=self.writer.path,
-            planned_steps=len(ramp(self.settings.plan)),
+            planned_steps=self._planned_steps(),
+            phases=self._phases(),
         )
         try:
             self.runner.start_shape()
@@ -263,6 +264,12 @@ class _Run:
                 h.cancel()
             stop_local_workers(self.worker_procs)
             self._write_ending()
+
+    def _planned_steps(self) -> int:
+        return len(ramp(self.settings.plan))
+
+    def _phases(self) -> list[PlannedStep]:  # a surge's phases (load/surge.py)
+        return []
 
     def _start_watchers(self) -> list[Any]:
         """Health samplers and the once-a-second watch (in this process's users only)."""

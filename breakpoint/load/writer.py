@@ -85,6 +85,10 @@ class RunWriter:
         self.info.update(fields)
         self._submit(write_atomic, self.path / RUN_FILE, json_text(self.info))
 
+    def put_file(self, name: str, text: str) -> None:
+        """(Re)write a file of the run folder atomically, after the writes queued before."""
+        self._submit(write_atomic, self.path / name, text)
+
     def flush(self) -> None:
         """Wait until every write asked so far is on disk."""
         self._writer.wait_idle()

@@ -34,6 +34,7 @@ from breakpoint.output.progress_text import (
     millis,
     number,
     ordered,
+    phase_countdown,
     run_line,
     segment_parts,
     started_line,
@@ -43,7 +44,7 @@ from breakpoint.progress import Progress as RunProgress
 if TYPE_CHECKING:
     from breakpoint.analysis.criteria import SegmentVerdict
     from breakpoint.plan.profiles import Profile
-    from breakpoint.plan.steps import Plan
+    from breakpoint.plan.steps import Plan, PlannedStep
     from breakpoint.results import StepResult
 
 # A value within this fraction of its SLO (but not over it) is shown in yellow.
@@ -156,10 +157,12 @@ class RichProgress(ClosingView):
         host: str,
         run_dir: Path,
         planned_steps: int,
+        phases: Sequence[PlannedStep] = (),
     ) -> None:
         self._now = self._clock()
-        self._run.start_run(plan, profiles, host, run_dir, planned_steps, self._now)
-        self._print(Text(run_line(plan, profiles, host, run_dir, planned_steps), style="dim"))
+        self._run.start_run(plan, profiles, host, run_dir, planned_steps, phases, self._now)
+        line = run_line(plan, profiles, host, run_dir, planned_steps, phases)
+        self._print(Text(line, style="dim"))
         self._refresh(force=True)
 
     def step_started(
@@ -268,6 +271,9 @@ class RichProgress(ClosingView):
         head.append(f" · {number(step.multiplier)}X", style="bold")
         head.append(f" = {number(step.load)} {step.unit} · {step.phase} · ")
         head.append_text(stage)
+        countdown = phase_countdown(step, self._now)
+        if countdown:
+            head.append(f" · {countdown}", style="bold magenta")
         return head
 
     def _timing(self, step: ActiveStep) -> Text:

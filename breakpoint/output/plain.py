@@ -19,6 +19,7 @@ from breakpoint.output.progress_text import (
     RunState,
     duration,
     finished_line,
+    phase_countdown,
     run_line,
     segment_parts,
     started_line,
@@ -27,7 +28,7 @@ from breakpoint.output.progress_text import (
 if TYPE_CHECKING:
     from breakpoint.analysis.criteria import SegmentVerdict
     from breakpoint.plan.profiles import Profile
-    from breakpoint.plan.steps import Plan
+    from breakpoint.plan.steps import Plan, PlannedStep
     from breakpoint.results import StepResult
 
 # One line of provisional numbers every this often within a long step.
@@ -56,9 +57,10 @@ class PlainProgress(ClosingView):
         host: str,
         run_dir: Path,
         planned_steps: int,
+        phases: Sequence[PlannedStep] = (),
     ) -> None:
-        self._run.start_run(plan, profiles, host, run_dir, planned_steps, time.time())
-        self._line(run_line(plan, profiles, host, run_dir, planned_steps))
+        self._run.start_run(plan, profiles, host, run_dir, planned_steps, phases, time.time())
+        self._line(run_line(plan, profiles, host, run_dir, planned_steps, phases))
 
     def step_started(
         self,
@@ -84,6 +86,8 @@ class PlainProgress(ClosingView):
         self._last_line_at = now
         elapsed = now - active.started_at
         where = " (warm-up)" if elapsed < active.warmup_s else ""
+        countdown = phase_countdown(active, now)
+        where += f" ({countdown})" if countdown else ""
         parts = segment_parts(step, {}, self._run.order)
         self._line(
             f"  step {active.index + 1} at {duration(elapsed)} of "

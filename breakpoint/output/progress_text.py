@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Self
 if TYPE_CHECKING:
     from breakpoint.analysis.criteria import SegmentVerdict
     from breakpoint.plan.profiles import Profile, Slo
-    from breakpoint.plan.steps import Plan
+    from breakpoint.plan.steps import Plan, PlannedStep
     from breakpoint.results import StepResult
 
 RAMP_PHASES = frozenset({"ramp", "beyond"})
+SURGE_PHASES = ("baseline", "surge", "recovery")  # plan/surge.py
 
 
 def number(x: float) -> str:
@@ -66,7 +67,29 @@ class ActiveStep:
         return self.warmup_s + self.hold_s
 
 
+def phase_countdown(step: ActiveStep, now: float) -> str | None:
+    """A surge phase's countdown to what comes next; None for a search's step."""
+    left = duration(max(0.0, step.started_at + step.duration_s - now))
+    if step.phase == "baseline":
+        return f"surge in {left}"
+    if step.phase == "surge":
+        return f"back to 1X in {left}"
+    if step.phase == "recovery":
+        return f"at most {left} left (ends once every segment recovered)"
+    return None
+
+
 def started_line(step: ActiveStep) -> str:
+    if step.phase in SURGE_PHASES:
+        what = {
+            "baseline": f"{step.warmup_s:g}s warm-up + {step.hold_s:g}s measured at 1X",
+            "surge": f"{step.hold_s:g}s",
+            "recovery": f"back to 1X, watched for up to {step.hold_s:g}s",
+        }[step.phase]
+        return (
+            f"{step.phase} phase: {number(step.multiplier)}X = {number(step.load)} {step.unit} "
+            f"({what})"
+        )
     return (
         f"step {step.index + 1}: {number(step.multiplier)}X = {number(step.load)} {step.unit} "
         f"({step.phase}, {step.warmup_s:g}s warm-up + {step.hold_s:g}s measured)"
@@ -113,9 +136,21 @@ def finished_line(
 
 
 def run_line(
-    plan: Plan, profiles: Sequence[Profile], host: str, run_dir: Path, planned_steps: int
+    plan: Plan,
+    profiles: Sequence[Profile],
+    host: str,
+    run_dir: Path,
+    planned_steps: int,
+    phases: Sequence[PlannedStep] = (),
 ) -> str:
     names = ", ".join(p.name for p in profiles)
+    if phases:
+        longest = sum(p.duration_s for p in phases)
+        return (
+            f"breakpoint surge: {len(profiles)} segment(s) ({names}) against {host}; "
+            + ", then ".join(f"{p.phase} {number(p.multiplier)}X" for p in phases)
+            + f" (at most {duration(longest)}); run folder {run_dir}"
+        )
     step_s = plan.warmup_s + plan.hold_s
     return (
         f"breakpoint: {len(profiles)} segment(s) ({names}) against {host}, {plan.model} model; "
@@ -139,6 +174,7 @@ class RunState:
         self.finished = 0
         self.step: ActiveStep | None = None
         self.unit = ""
+        self.phases: tuple[PlannedStep, ...] = ()  # a surge's phases (empty for a search)
 
     def start_run(
         self,
@@ -147,8 +183,10 @@ class RunState:
         host: str,
         run_dir: Path,
         planned_steps: int,
+        phases: Sequence[PlannedStep],
         now: float,
     ) -> None:
+        self.phases = tuple(phases)
         self.plan = plan
         self.order = [p.name for p in profiles]
         self.slos = {p.name: p.slo for p in profiles}
@@ -172,10 +210,16 @@ class RunState:
         return max(0.0, self.step.started_at + self.step.duration_s - now)
 
     def ramp_steps_left(self) -> int:
+        if self.phases:
+            return 0
         return max(0, self.planned_steps - self.ramp_started)
 
     def run_left_s(self, now: float) -> float:
-        """At least this much: the current step's rest and the ramp steps not yet started."""
+        """At least this much: the current step's rest and the ramp steps not yet started (a
+        surge: at most the rest of its phases)."""
+        if self.phases and self.step is not None:
+            later = self.phases[self.step.index + 1 :]
+            return self.step_left_s(now) + sum(p.duration_s for p in later)
         if self.plan is not None:
             step_s = self.plan.warmup_s + self.plan.hold_s
         else:

@@ -21,6 +21,7 @@ from breakpoint.analysis.roadmap import (
 from breakpoint.errors import StoreError
 from breakpoint.output.digest import markdown
 from breakpoint.output.report.render import render_html
+from breakpoint.output.surge_publish import publish_surge
 from breakpoint.plan.profiles import profile_from_dict
 from breakpoint.plan.steps import Plan
 from breakpoint.runs.index import update_index
@@ -43,6 +44,16 @@ def publish(
     later `breakpoint report` plans for the same unless asked otherwise."""
     stored = load_run(run_dir)
     info = dict(stored.info)
+    if info.get("kind") == "surge":
+        try:
+            profiles = [profile_from_dict(d) for d in info["profiles"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"{run_dir / 'run.json'}: malformed run settings ({exc})") from None
+        report = publish_surge(
+            run_dir, stored, profiles, report_file=REPORT_FILE, markdown_file=MARKDOWN_FILE
+        )
+        _index(run_dir)
+        return report
     peak, target = roadmap_settings(info, roadmap)
     if roadmap.given:
         info["roadmap"] = {"expected_peak": peak, "target_multiplier": target}

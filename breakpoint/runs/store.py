@@ -27,6 +27,16 @@ from breakpoint.results import StepResult, group_records
 RUN_SCHEMA = 1
 RUN_FILE = "run.json"
 STEPS_FILE = "steps.jsonl"
+SERIES_FILE = "series.json"  # a surge's per-second series (load/timeline.py), rewritten whole
+
+
+def read_series(path: Path) -> dict[str, Any] | None:
+    """A surge run's series.json, or None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads((path / SERIES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @dataclass(frozen=True)
