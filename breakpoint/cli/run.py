@@ -15,6 +15,7 @@ import click
 from breakpoint.analysis.roadmap import AS_STORED, RoadmapAsked
 from breakpoint.cli.options import (
     PlanOptions,
+    check_metrics_url,
     echo,
     gathered,
     out_option,
@@ -41,6 +42,7 @@ class RunOptions:
     out_dir: Path
     repeat: int
     no_emulation: bool
+    metrics_urls: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,13 @@ class Distribution:
     "--no-emulation",
     is_flag=True,
     help="Segments without device/network emulation (for calibration).",
+)
+@click.option(
+    "--metrics-url",
+    "metrics_urls",
+    multiple=True,
+    help="A Prometheus text endpoint of the server to read once a second during the run "
+    "(GET only, repeatable); the report names the metric that rose before each break.",
 )
 @click.option(
     "--max-users",
@@ -216,6 +225,7 @@ def run(
     tags, exclude_tags = scenario_flags.tag_sets()
     scenario_opts = scenario_flags.option_pairs()
     spread.check()
+    metrics_urls = tuple(check_metrics_url(url) for url in options.metrics_urls)
     if not spread.worker:
         check_store(options.out_dir)
     max_users = limits.max_users
@@ -282,6 +292,7 @@ def run(
         tags=tags,
         exclude_tags=exclude_tags,
         scenario_opts=scenario_opts,
+        metrics_urls=() if spread.worker else metrics_urls,
     )
     if spread.worker:
         assert spread.master_host is not None
@@ -309,9 +320,13 @@ def run(
 def publish_or_say(run_dir: Path, roadmap: RoadmapAsked = AS_STORED) -> bool:
     """Write the run's report; if that fails, say how to retry. The run folder prints last."""
     from breakpoint.output.publish import publish
+    from breakpoint.output.signals_view import run_lines
 
     try:
-        echo(f"report: {publish(run_dir, roadmap=roadmap)}")
+        report = publish(run_dir, roadmap=roadmap)
+        for line in run_lines(run_dir):  # what preceded each break (--metrics-url)
+            echo(f"server metrics: {line}")
+        echo(f"report: {report}")
         ok = True
     except Exception as exc:  # the measurements are safe on disk whatever went wrong here
         click.echo(

@@ -49,4 +49,4 @@ def exposition(
     *, workers: int, busy: int, queue_length: int, served: Mapping[tuple[str, int], int]
 ) -> bytes:
     """The /metrics body for these values."""
-    return generate_latest(_Snapshot(workers, busy, queue_length, served))  # type: ignore[arg-type]
+    return generate_latest(_Snapshot(workers, busy, queue_length, served))

@@ -1,0 +1,220 @@
+"""Which of the server's own metrics rose ahead of a segment's break
+(docs/design.md#server-signals).
+
+The rule, for a segment that broke, over its trusted levels from the lowest (1X) up to its first
+failing level, each metric's value at a level being the mean of its steps' means:
+
+1. A metric is a candidate when it has a value at the lowest and at the first failing level and
+   at least one level between them, changed by at least MIN_CHANGE of the larger of its two end
+   values, and moved steadily that way (Kendall's tau against the multiplier at least MIN_TAU).
+2. A counter whose rate per unit of load stayed within TRAFFIC_BAND of its 1X value is the
+   traffic itself (requests served, bytes sent, CPU seconds of a server doing a fixed amount of
+   work per request): it rose because the load rose and says nothing about what gave way, so it
+   is not a candidate. A gauge is a level (workers in use, a queue, a pool), never excluded so:
+   it rising with the load is a resource filling.
+3. Each candidate's *lead* is how early it made its rise: its progress p = (value - value at 1X)
+   / (value at the failing level - value at 1X), clipped to [0, 1], averaged over the multiplier
+   axis (the area under p, over the width) from 1X to the failing level. A steady linear rise
+   gives 0.5; a rise that comes only at the end, as a queue's or a p95's, gives little.
+4. The break's own series (the segment's p95, or its error rate for an error break) gets a lead
+   the same way. A candidate *precedes* the break when its lead exceeds that one's by MIN_LEAD.
+   The metric named is the one with the largest margin; without any, "no metric clearly
+   preceded the break".
+
+Pure: the analysis's levels and per-step values in, data out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from breakpoint.analysis.findings import SegmentAnalysis
+from breakpoint.analysis.signals import Kind, StepValue
+
+MIN_CHANGE = 0.3
+MIN_TAU = 0.6
+TRAFFIC_BAND = 0.25
+MIN_LEAD = 0.1
+MIN_LEVELS = 3
+RULE = (
+    "a metric precedes the break when, from 1X to the first failing level, it changed by at "
+    f"least {MIN_CHANGE:.0%} steadily and made its change earlier than the break's own series "
+    f"(lead, the area under its normalised rise, larger by {MIN_LEAD:g} or more); counters "
+    "growing in proportion to the load are the traffic and not named"
+)
+
+
+@dataclass(frozen=True)
+class Rise:
+    """How one series moved from 1X to the first failing level."""
+
+    metric: str
+    kind: str  # "gauge", "counter" (its rate per second) or "break" (the segment's own series)
+    multipliers: tuple[float, ...]
+    values: tuple[float, ...]
+    lead: float  # 0..1: how early it made its change (0.5: steadily)
+    change: float  # |change| over the larger end value, 0..1
+    tau: float  # Kendall's tau in the direction of the change
+    half_by: float  # the lowest level by which it had made half its change
+
+    @property
+    def direction(self) -> str:
+        return "rose" if self.values[-1] >= self.values[0] else "fell"
+
+
+@dataclass(frozen=True)
+class Preceded:
+    """What preceded one segment's break: the metric named (or None) and the runners-up."""
+
+    profile: str
+    named: Rise | None
+    reference: Rise | None  # the break's own series
+    reference_name: str
+    candidates: tuple[Rise, ...]  # every candidate, best margin first (named is the first)
+    run_max: Mapping[str, float]  # the largest step max of each series over the run
+    reason: str  # why nothing was named (empty when something was)
+
+    @property
+    def text(self) -> str:
+        if self.named is None or self.reference is None:
+            return f"no metric clearly preceded the break: {self.reason}"
+        r, ref = self.named, self.reference
+        what = f"{r.metric}{' (rate per s)' if r.kind == 'counter' else ''}"
+        peak = self.run_max.get(r.metric)
+        seen = f"; the most seen in the run: {_num(peak)}" if peak is not None else ""
+        return (
+            f"{what} {r.direction} from {_num(r.values[0])} at {r.multipliers[0]:.3g}X to "
+            f"{_num(r.values[-1])} at {r.multipliers[-1]:.3g}X (the first failing level), half "
+            f"of that by {r.half_by:.3g}X, ahead of its {self.reference_name} (lead "
+            f"{r.lead:.2f} against {ref.lead:.2f}){seen}"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        named = None if self.named is None else _rise_dict(self.named, self.run_max)
+        return {
+            "metric": None if self.named is None else self.named.metric,
+            "named": named,
+            "reference": None if self.reference is None else _rise_dict(self.reference, {}),
+            "leading": [_rise_dict(c, self.run_max) for c in self.candidates[:3]],
+            "text": self.text,
+        }
+
+
+def _num(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.4g}"
+
+
+def _rise_dict(r: Rise, run_max: Mapping[str, float]) -> dict[str, object]:
+    return {
+        "metric": r.metric,
+        "kind": r.kind,
+        "direction": r.direction,
+        "at_base": r.values[0],
+        "base_multiplier": r.multipliers[0],
+        "at_break": r.values[-1],
+        "break_multiplier": r.multipliers[-1],
+        "rose_by_multiplier": r.half_by,
+        "lead": r.lead,
+        "change": r.change,
+        "run_max": run_max.get(r.metric),
+    }
+
+
+def rise(metric: str, kind: str, multipliers: Sequence[float], values: Sequence[float]) -> Rise:
+    """The lead, change and steadiness of one series over levels (sorted by multiplier, at
+    least two, the first and last different multipliers)."""
+    m, v = list(multipliers), list(values)
+    delta = v[-1] - v[0]
+    scale = max(abs(v[0]), abs(v[-1]))
+    change = min(1.0, abs(delta) / scale) if scale > 0 else 0.0
+    progress = [(x - v[0]) / delta if delta else 0.0 for x in v]
+    clipped = [min(1.0, max(0.0, p)) for p in progress]
+    area = sum((m[i + 1] - m[i]) * (clipped[i] + clipped[i + 1]) / 2 for i in range(len(m) - 1))
+    lead = area / (m[-1] - m[0])
+    sign = 1.0 if delta >= 0 else -1.0
+    pairs = [(i, j) for i in range(len(v)) for j in range(i + 1, len(v))]
+    score = sum(_sign(sign * (v[j] - v[i])) * _sign(m[j] - m[i]) for i, j in pairs)
+    tau = score / len(pairs)
+    half_by = next((m[i] for i, p in enumerate(progress) if p >= 0.5), m[-1])
+    return Rise(metric, kind, tuple(m), tuple(v), lead, change, tau, half_by)
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
+
+
+def follows_load(r: Rise) -> bool:
+    """A counter's rate per unit of load stayed within TRAFFIC_BAND of its 1X value."""
+    if r.values[0] <= 0 or r.multipliers[0] <= 0:
+        return False
+    per_load = (r.values[-1] / r.multipliers[-1]) / (r.values[0] / r.multipliers[0])
+    return abs(per_load - 1.0) <= TRAFFIC_BAND
+
+
+def preceded(
+    seg: SegmentAnalysis,
+    metrics: Mapping[str, Mapping[int, StepValue]],
+    kinds: Mapping[str, Kind],
+) -> Preceded | None:
+    """What preceded this segment's break (None when it did not break at a measured level)."""
+    if seg.first_fail is None or seg.breaking.label not in ("bracketed", "extrapolated"):
+        return None
+    levels = sorted(
+        (lv for lv in seg.levels if lv.multiplier <= seg.first_fail), key=lambda lv: lv.multiplier
+    )
+    run_max = {
+        key: max(v.max for v in per_step.values()) for key, per_step in metrics.items() if per_step
+    }
+    errors = seg.breaking.criterion == "errors"
+    ref_name = "error rate" if errors else "p95"
+    ref_pairs = [
+        (lv.multiplier, lv.error_rate if errors else lv.p95_median_ms)
+        for lv in levels
+        if (lv.error_rate if errors else lv.p95_median_ms) is not None
+    ]
+
+    def nothing(reason: str, reference: Rise | None = None) -> Preceded:
+        return Preceded(seg.profile, None, reference, ref_name, (), run_max, reason)
+
+    if len(levels) < MIN_LEVELS:
+        return nothing(
+            f"too few levels measured before it ({len(levels)} up to the first failing one, "
+            f"{MIN_LEVELS} needed) to tell what rose first"
+        )
+    if len(ref_pairs) < 2 or ref_pairs[0][0] != levels[0].multiplier:
+        return nothing(f"its {ref_name} was not measured at both ends")
+    reference = rise(
+        ref_name, "break", [m for m, _ in ref_pairs], [float(x or 0.0) for _, x in ref_pairs]
+    )
+    if not metrics:
+        return nothing("no metric was scraped during its steps", reference)
+    candidates: list[Rise] = []
+    changed = 0
+    for key in sorted(metrics):
+        per_step = metrics[key]
+        pairs = []
+        for lv in levels:
+            found = [per_step[s].mean for s in lv.steps if s in per_step]
+            if found:
+                pairs.append((lv.multiplier, sum(found) / len(found)))
+        ends = (levels[0].multiplier, levels[-1].multiplier)
+        if len(pairs) < MIN_LEVELS or (pairs[0][0], pairs[-1][0]) != ends:
+            continue
+        r = rise(key, kinds.get(key, "gauge"), [m for m, _ in pairs], [x for _, x in pairs])
+        if r.change < MIN_CHANGE or r.tau < MIN_TAU:
+            continue
+        changed += 1
+        if r.kind == "counter" and follows_load(r):
+            continue
+        if r.lead - reference.lead >= MIN_LEAD:
+            candidates.append(r)
+    candidates.sort(key=lambda r: (-(r.lead - reference.lead), -r.change, r.metric))
+    if not candidates:
+        return nothing(
+            f"of {len(metrics)} series, {changed} changed steadily by {MIN_CHANGE:.0%} or more "
+            f"up to {levels[-1].multiplier:.3g}X, none (counters that only follow the load "
+            f"left out) ahead of its {ref_name}",
+            reference,
+        )
+    return Preceded(seg.profile, candidates[0], reference, ref_name, tuple(candidates), run_max, "")
