@@ -6,14 +6,16 @@ timeout, so it never holds the event loop while waiting; only parsing does, and 
 measured and stored with each scrape. The text is parsed by prometheus_client's parser. Series
 are kept as raw values (a counter's total, a gauge's level; histogram buckets, summary quantiles
 and `_created` samples are left out, a histogram's or summary's `_sum` and `_count` kept as
-counters) and appended to metrics.jsonl every few seconds through the run writer, so a run cut
-short keeps what it scraped. A scrape that fails or times out is counted with its reason and
-never stops the run (docs/design.md#server-signals).
+counters, an untyped `_total` read as a counter) and appended to metrics.jsonl every few
+seconds through the run writer, so a run cut short keeps what it scraped. A scrape that fails
+or times out is counted with its reason and never stops the run
+(docs/design.md#server-signals).
 """
 
 from __future__ import annotations
 
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +55,8 @@ def flatten(text: str) -> tuple[dict[str, float], dict[str, str]]:
                 if not name.endswith(_COUNTED_SUFFIXES):
                     continue
                 kind = "counter"
+            elif family.type == "unknown" and name.endswith("_total"):
+                kind = "counter"  # untyped, but named as Prometheus names counters
             else:
                 kind = "gauge"  # gauge, gaugehistogram's _gcount/_gsum, unknown
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
@@ -192,5 +196,7 @@ class MetricsScraper:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError) or "timed out" in str(exc):
         return f"no answer within {TIMEOUT_S:g} s"
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
     text = str(getattr(exc, "reason", "") or exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:200]
