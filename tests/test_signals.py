@@ -18,6 +18,7 @@ from breakpoint.analysis.signals import (
     Window,
     aggregate,
     per_second,
+    pooled,
     step_values,
 )
 from breakpoint.plan.profiles import Slo
@@ -28,7 +29,9 @@ from breakpoint.runs.metrics_file import read_metrics, shown
 
 def test_counter_is_read_as_its_rate_and_a_drop_as_a_restart() -> None:
     """A counter's rate between samples, placed mid-interval; after a drop it counts from 0."""
-    counter = SeriesSamples("req_total", "counter", (0.0, 1.0, 2.0, 4.0, 5.0), (10, 20, 40, 60, 5))
+    counter = SeriesSamples(
+        "req_total", "counter", (0.0, 1.0, 2.0, 4.0, 5.0), (10.0, 20.0, 40.0, 60.0, 5.0)
+    )
     assert per_second(counter) == [(0.5, 10.0), (1.5, 20.0), (3.0, 10.0), (4.5, 5.0)]
 
 
@@ -43,7 +46,18 @@ def test_step_values_use_the_measured_window_only() -> None:
     gauge = SeriesSamples("busy", "gauge", tuple(float(t) for t in range(12)), tuple(range(12)))
     windows = [Window(0, 1.0, 2.0, 5.0), Window(1, 2.0, 8.0, 10.0), Window(2, 3.0, 20.0, 25.0)]
     values = step_values(gauge, windows)
-    assert values == {0: StepValue(3.5, 5.0, 5.0, 4), 1: StepValue(9.0, 10.0, 10.0, 3)}
+    assert values == {
+        0: StepValue(3.5, 5.0, 5.0, 4, pytest.approx(1.118, abs=1e-3)),  # type: ignore[arg-type]
+        1: StepValue(9.0, 10.0, 10.0, 3, pytest.approx(0.816, abs=1e-3)),  # type: ignore[arg-type]
+    }
+
+
+def test_pooled_levels_combine_means_and_spreads() -> None:
+    """Two steps of one level pool their samples: within and between spread both count."""
+    level = pooled([StepValue(1.0, 2.0, 1.0, 4, 1.0), StepValue(3.0, 4.0, 3.0, 4, 1.0)])
+    assert level is not None and (level.mean, level.n) == (2.0, 8)
+    assert level.sd == pytest.approx(2**0.5)
+    assert pooled([]) is None
 
 
 def test_aggregate_turns_a_counter_into_a_per_step_rate() -> None:
@@ -112,8 +126,8 @@ def _segment(
     )
 
 
-def _steps(values: Sequence[float]) -> dict[int, StepValue]:
-    return {i: StepValue(v, v, v, 5) for i, v in enumerate(values)}
+def _steps(values: Sequence[float], sd: float = 0.0, n: int = 5) -> dict[int, StepValue]:
+    return {i: StepValue(v, v, v, n, sd) for i, v in enumerate(values)}
 
 
 POOL = _steps([2.0, 4.0, 6.0, 7.8])  # in use of a pool of 8: linear, near full at the break
@@ -145,7 +159,7 @@ def test_no_metric_clearly_preceded_when_all_rise_with_the_p95_or_the_load() -> 
     )
     assert found is not None and found.named is None
     assert found.text.startswith("no metric clearly preceded the break")
-    assert "of 2 series, 2 changed steadily" in found.text
+    assert "of 2 series, 2 changed clearly" in found.text
 
 
 def test_a_counter_rising_faster_than_the_load_is_a_signal() -> None:
@@ -162,6 +176,23 @@ def test_a_falling_metric_is_named_with_its_direction() -> None:
     free = _steps([20.0, 12.0, 6.0, 1.0])
     found = preceded(_segment(), {"free_connections": free}, {})
     assert found is not None and found.named is not None and found.named.direction == "fell"
+
+
+def test_a_dip_within_the_noise_of_snapshots_is_not_a_reversal() -> None:
+    """Busy workers read once a second (5 snapshots, sd 1 each) dipped at 2X and at the failing
+    level: within noise, the trend still rose from 1X and is named; the same dips measured to
+    0.05 are real reversals and nothing is named."""
+    values = [1.4, 0.8, 2.9, 2.67]
+    found = preceded(_segment(), {"busy": _steps(values, sd=1.0)}, {})
+    assert found is not None and found.named is not None and found.named.metric == "busy"
+    precise = preceded(_segment(), {"busy": _steps(values, sd=0.05)}, {})
+    assert precise is not None and precise.named is None
+
+
+def test_a_change_within_the_noise_is_not_named() -> None:
+    """A 50% rise that is one standard error is not a rise."""
+    found = preceded(_segment(), {"m": _steps([2.0, 2.5, 3.0, 3.0], sd=2.0, n=4)}, {})
+    assert found is not None and found.named is None
 
 
 @pytest.mark.parametrize(

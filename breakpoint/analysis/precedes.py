@@ -2,46 +2,57 @@
 (docs/design.md#server-signals).
 
 The rule, for a segment that broke, over its trusted levels from the lowest (1X) up to its first
-failing level, each metric's value at a level being the mean of its steps' means:
+failing level, a metric's value at a level being its per-second samples there pooled (mean and
+standard error):
 
-1. A metric is a candidate when it has a value at the lowest and at the first failing level and
-   at least one level between them, changed by at least MIN_CHANGE of the larger of its two end
-   values, and moved steadily that way (Kendall's tau against the multiplier at least MIN_TAU).
-2. A counter whose rate per unit of load stayed within TRAFFIC_BAND of its 1X value is the
-   traffic itself (requests served, bytes sent, CPU seconds of a server doing a fixed amount of
-   work per request): it rose because the load rose and says nothing about what gave way, so it
-   is not a candidate. A gauge is a level (workers in use, a queue, a pool), never excluded so:
-   it rising with the load is a resource filling.
-3. Each candidate's *lead* is how early it made its rise: its progress p = (value - value at 1X)
-   / (value at the failing level - value at 1X), clipped to [0, 1], averaged over the multiplier
-   axis (the area under p, over the width) from 1X to the failing level. A steady linear rise
-   gives 0.5; a rise that comes only at the end, as a queue's or a p95's, gives little.
-4. The break's own series (the segment's p95, or its error rate for an error break) gets a lead
-   the same way. A candidate *precedes* the break when its lead exceeds that one's by MIN_LEAD.
-   The metric named is the one with the largest margin; without any, "no metric clearly
-   preceded the break".
+1. A monotone fit (weighted isotonic regression, rising or falling, whichever fits better) of
+   the metric against the multiplier stands for its trend: snapshots of a gauge taken once a
+   second are noisy, and a dip within the noise is not a reversal.
+2. A metric is a candidate when it has a value at the lowest and at the first failing level and
+   at least one level between them, its fitted change is at least MIN_CHANGE of the larger end
+   and at least Z_CHANGE standard errors, and the fit explains it (the levels' departures from
+   it are within noise: chi-square below its 99th percentile).
+3. A counter whose rate per unit of load stayed within TRAFFIC_BAND of its 1X value is the
+   traffic itself (requests served, bytes sent): it rose because the load rose and says nothing
+   about what gave way, so it is not a candidate. A gauge is a level (workers in use, a queue, a
+   pool), never excluded so: it rising with the load is a resource filling.
+4. Each candidate's *lead* is how early it made its change: its fitted progress (0 at 1X, 1 at
+   the failing level) averaged over the multiplier axis (the area under it over the width). A
+   steady linear rise gives 0.5; a rise that comes only at the end, as a queue's or a p95's,
+   gives little.
+5. The break's own series (the segment's p95, or its error rate for an error break) gets a lead
+   the same way (a rising fit). A candidate *precedes* the break when its lead exceeds that one
+   by MIN_LEAD. The metric named is the one with the largest margin; without any, "no metric
+   clearly preceded the break".
 
 Pure: the analysis's levels and per-step values in, data out.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from scipy.stats import chi2
+
 from breakpoint.analysis.findings import SegmentAnalysis
-from breakpoint.analysis.signals import Kind, StepValue
+from breakpoint.analysis.signals import Kind, StepValue, pooled
 
 MIN_CHANGE = 0.3
-MIN_TAU = 0.6
+Z_CHANGE = 2.0
 TRAFFIC_BAND = 0.25
 MIN_LEAD = 0.1
 MIN_LEVELS = 3
+# A standard error is never taken below this share of the series' largest level: a gauge that
+# read 0 at every snapshot of a level is not known to infinite precision.
+MIN_RELATIVE_SE = 0.01
 RULE = (
-    "a metric precedes the break when, from 1X to the first failing level, it changed by at "
-    f"least {MIN_CHANGE:.0%} steadily and made its change earlier than the break's own series "
-    f"(lead, the area under its normalised rise, larger by {MIN_LEAD:g} or more); counters "
-    "growing in proportion to the load are the traffic and not named"
+    "a metric precedes the break when, from 1X to the first failing level, its monotone trend "
+    f"changed by at least {MIN_CHANGE:.0%} and {Z_CHANGE:g} standard errors and made its change "
+    "earlier than the break's own series (lead, the area under its normalised rise, larger by "
+    f"{MIN_LEAD:g} or more); counters growing in proportion to the load are the traffic and not "
+    "named"
 )
 
 
@@ -53,14 +64,16 @@ class Rise:
     kind: str  # "gauge", "counter" (its rate per second) or "break" (the segment's own series)
     multipliers: tuple[float, ...]
     values: tuple[float, ...]
+    fitted: tuple[float, ...]  # the monotone fit
     lead: float  # 0..1: how early it made its change (0.5: steadily)
-    change: float  # |change| over the larger end value, 0..1
-    tau: float  # Kendall's tau in the direction of the change
-    half_by: float  # the lowest level by which it had made half its change
+    change: float  # |fitted change| over the larger fitted end, 0..1
+    z: float  # fitted change over its standard error (inf: no noise known)
+    fits: bool  # the levels depart from the fit within noise
+    half_by: float  # the lowest level by which the fit had made half its change
 
     @property
     def direction(self) -> str:
-        return "rose" if self.values[-1] >= self.values[0] else "fell"
+        return "rose" if self.fitted[-1] >= self.fitted[0] else "fell"
 
 
 @dataclass(frozen=True)
@@ -115,40 +128,67 @@ def _rise_dict(r: Rise, run_max: Mapping[str, float]) -> dict[str, object]:
         "at_break": r.values[-1],
         "break_multiplier": r.multipliers[-1],
         "rose_by_multiplier": r.half_by,
+        "fitted_at_base": r.fitted[0],
+        "fitted_at_break": r.fitted[-1],
         "lead": r.lead,
         "change": r.change,
         "run_max": run_max.get(r.metric),
     }
 
 
-def rise(metric: str, kind: str, multipliers: Sequence[float], values: Sequence[float]) -> Rise:
-    """The lead, change and steadiness of one series over levels (sorted by multiplier, at
-    least two, the first and last different multipliers)."""
+def isotonic(values: Sequence[float], weights: Sequence[float]) -> list[float]:
+    """The weighted least-squares non-decreasing fit (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [weighted mean, weight, count]
+    for v, w in zip(values, weights, strict=True):
+        blocks.append([v, w, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            v2, w2, n2 = blocks.pop()
+            v1, w1, n1 = blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, n1 + n2])
+    return [b[0] for b in blocks for _ in range(int(b[2]))]
+
+
+def rise(
+    metric: str,
+    kind: str,
+    multipliers: Sequence[float],
+    values: Sequence[float],
+    errors: Sequence[float] | None = None,
+    *,
+    direction: int = 0,
+) -> Rise:
+    """How a series moved over levels (sorted by multiplier, at least two, the ends different):
+    its monotone fit (rising if direction > 0, falling if < 0, else whichever fits better),
+    weighted by 1/error^2 (equal weights without errors), and the fit's lead, change and z."""
     m, v = list(multipliers), list(values)
-    delta = v[-1] - v[0]
-    scale = max(abs(v[0]), abs(v[-1]))
-    change = min(1.0, abs(delta) / scale) if scale > 0 else 0.0
-    progress = [(x - v[0]) / delta if delta else 0.0 for x in v]
-    clipped = [min(1.0, max(0.0, p)) for p in progress]
-    area = sum((m[i + 1] - m[i]) * (clipped[i] + clipped[i + 1]) / 2 for i in range(len(m) - 1))
+    scale = max(abs(x) for x in v) or 1.0
+    se = [max(e, MIN_RELATIVE_SE * scale) for e in errors] if errors else [0.0] * len(v)
+    w = [1.0 / e**2 for e in se] if errors else [1.0] * len(v)
+    up = isotonic(v, w)
+    down = [-x for x in isotonic([-x for x in v], w)]
+
+    def sse(fit: list[float]) -> float:
+        return sum(wi * (vi - fi) ** 2 for wi, vi, fi in zip(w, v, fit, strict=True))
+
+    fit = up if direction > 0 or (direction == 0 and sse(up) <= sse(down)) else down
+    delta = fit[-1] - fit[0]
+    big = max(abs(fit[0]), abs(fit[-1]))
+    change = min(1.0, abs(delta) / big) if big > 0 else 0.0
+    noise = math.hypot(se[0], se[-1])
+    z = abs(delta) / noise if noise > 0 else math.inf
+    fits = not errors or sse(fit) <= float(chi2.ppf(0.99, max(1, len(v) - 1)))
+    progress = [(x - fit[0]) / delta if delta else 0.0 for x in fit]
+    area = sum((m[i + 1] - m[i]) * (progress[i] + progress[i + 1]) / 2 for i in range(len(m) - 1))
     lead = area / (m[-1] - m[0])
-    sign = 1.0 if delta >= 0 else -1.0
-    pairs = [(i, j) for i in range(len(v)) for j in range(i + 1, len(v))]
-    score = sum(_sign(sign * (v[j] - v[i])) * _sign(m[j] - m[i]) for i, j in pairs)
-    tau = score / len(pairs)
     half_by = next((m[i] for i, p in enumerate(progress) if p >= 0.5), m[-1])
-    return Rise(metric, kind, tuple(m), tuple(v), lead, change, tau, half_by)
-
-
-def _sign(x: float) -> int:
-    return (x > 0) - (x < 0)
+    return Rise(metric, kind, tuple(m), tuple(v), tuple(fit), lead, change, z, fits, half_by)
 
 
 def follows_load(r: Rise) -> bool:
     """A counter's rate per unit of load stayed within TRAFFIC_BAND of its 1X value."""
-    if r.values[0] <= 0 or r.multipliers[0] <= 0:
+    if r.fitted[0] <= 0 or r.multipliers[0] <= 0:
         return False
-    per_load = (r.values[-1] / r.multipliers[-1]) / (r.values[0] / r.multipliers[0])
+    per_load = (r.fitted[-1] / r.multipliers[-1]) / (r.fitted[0] / r.multipliers[0])
     return abs(per_load - 1.0) <= TRAFFIC_BAND
 
 
@@ -185,7 +225,11 @@ def preceded(
     if len(ref_pairs) < 2 or ref_pairs[0][0] != levels[0].multiplier:
         return nothing(f"its {ref_name} was not measured at both ends")
     reference = rise(
-        ref_name, "break", [m for m, _ in ref_pairs], [float(x or 0.0) for _, x in ref_pairs]
+        ref_name,
+        "break",
+        [m for m, _ in ref_pairs],
+        [float(x or 0.0) for _, x in ref_pairs],
+        direction=1,
     )
     if not metrics:
         return nothing("no metric was scraped during its steps", reference)
@@ -195,24 +239,30 @@ def preceded(
         per_step = metrics[key]
         pairs = []
         for lv in levels:
-            found = [per_step[s].mean for s in lv.steps if s in per_step]
-            if found:
-                pairs.append((lv.multiplier, sum(found) / len(found)))
+            value = pooled(per_step[s] for s in lv.steps if s in per_step)
+            if value is not None:
+                pairs.append((lv.multiplier, value))
         ends = (levels[0].multiplier, levels[-1].multiplier)
         if len(pairs) < MIN_LEVELS or (pairs[0][0], pairs[-1][0]) != ends:
             continue
-        r = rise(key, kinds.get(key, "gauge"), [m for m, _ in pairs], [x for _, x in pairs])
-        if r.change < MIN_CHANGE or r.tau < MIN_TAU:
+        r = rise(
+            key,
+            kinds.get(key, "gauge"),
+            [m for m, _ in pairs],
+            [x.mean for _, x in pairs],
+            [x.sd / math.sqrt(x.n) for _, x in pairs],
+        )
+        if r.change < MIN_CHANGE or r.z < Z_CHANGE or not r.fits:
             continue
         changed += 1
         if r.kind == "counter" and follows_load(r):
             continue
         if r.lead - reference.lead >= MIN_LEAD:
             candidates.append(r)
-    candidates.sort(key=lambda r: (-(r.lead - reference.lead), -r.change, r.metric))
+    candidates.sort(key=lambda r: (-(r.lead - reference.lead), -r.z, r.metric))
     if not candidates:
         return nothing(
-            f"of {len(metrics)} series, {changed} changed steadily by {MIN_CHANGE:.0%} or more "
+            f"of {len(metrics)} series, {changed} changed clearly (by {MIN_CHANGE:.0%} or more) "
             f"up to {levels[-1].multiplier:.3g}X, none (counters that only follow the load "
             f"left out) ahead of its {ref_name}",
             reference,

@@ -46,9 +46,10 @@ class StepValue:
     max: float
     last: float
     n: int
+    sd: float = 0.0  # of the samples around their mean (population)
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"mean": self.mean, "max": self.max, "last": self.last, "n": self.n}
+        return {"mean": self.mean, "max": self.max, "last": self.last, "n": self.n, "sd": self.sd}
 
 
 def per_second(series: SeriesSamples) -> list[tuple[float, float]]:
@@ -76,8 +77,21 @@ def step_values(series: SeriesSamples, windows: Iterable[Window]) -> dict[int, S
     for w in windows:
         inside = [v for t, v in points if w.start <= t <= w.end]
         if inside:
-            out[w.step] = StepValue(sum(inside) / len(inside), max(inside), inside[-1], len(inside))
+            mean = sum(inside) / len(inside)
+            sd = math.sqrt(sum((v - mean) ** 2 for v in inside) / len(inside))
+            out[w.step] = StepValue(mean, max(inside), inside[-1], len(inside), sd)
     return out
+
+
+def pooled(values: Iterable[StepValue]) -> StepValue | None:
+    """Several steps of one level as one: their samples pooled (None when there are none)."""
+    parts = [v for v in values if v.n > 0]
+    n = sum(v.n for v in parts)
+    if not n:
+        return None
+    mean = sum(v.n * v.mean for v in parts) / n
+    var = sum(v.n * (v.sd**2 + (v.mean - mean) ** 2) for v in parts) / n
+    return StepValue(mean, max(v.max for v in parts), parts[-1].last, n, math.sqrt(var))
 
 
 def aggregate(
