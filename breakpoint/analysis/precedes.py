@@ -12,10 +12,12 @@ standard error):
    at least one level between them, its fitted change is at least MIN_CHANGE of the larger end
    and at least Z_CHANGE standard errors, and the fit explains it (the levels' departures from
    it are within noise: chi-square below its 99th percentile).
-3. A counter whose rate per unit of load stayed within TRAFFIC_BAND of its 1X value is the
-   traffic itself (requests served, bytes sent): it rose because the load rose and says nothing
-   about what gave way, so it is not a candidate. A gauge is a level (workers in use, a queue, a
-   pool), never excluded so: it rising with the load is a resource filling.
+3. A counter whose rate per unit of load did not grow by more than TRAFFIC_BAND over its 1X
+   value is the traffic itself (requests served, bytes sent), or the traffic falling behind the
+   load near saturation: it rose because the load rose and says nothing about what gave way, so
+   it is not a candidate. A counter growing faster than the load (errors, retries) is. A gauge
+   is a level (workers in use, a queue, a pool), never excluded so: it rising with the load is a
+   resource filling.
 4. Each candidate's *lead* is how early it made its change: its fitted progress (0 at 1X, 1 at
    the failing level) averaged over the multiplier axis (the area under it over the width). A
    steady linear rise gives 0.5; a rise that comes only at the end, as a queue's or a p95's,
@@ -51,8 +53,8 @@ RULE = (
     "a metric precedes the break when, from 1X to the first failing level, its monotone trend "
     f"changed by at least {MIN_CHANGE:.0%} and {Z_CHANGE:g} standard errors and made its change "
     "earlier than the break's own series (lead, the area under its normalised rise, larger by "
-    f"{MIN_LEAD:g} or more); counters growing in proportion to the load are the traffic and not "
-    "named"
+    f"{MIN_LEAD:g} or more); a counter is named only when its rate grew faster than the "
+    "load (otherwise it is the traffic)"
 )
 
 
@@ -185,11 +187,12 @@ def rise(
 
 
 def follows_load(r: Rise) -> bool:
-    """A counter's rate per unit of load stayed within TRAFFIC_BAND of its 1X value."""
+    """A counter's rate per unit of load did not grow by more than TRAFFIC_BAND over its 1X
+    value: it followed the load, or fell behind it (throughput lagging near saturation)."""
     if r.fitted[0] <= 0 or r.multipliers[0] <= 0:
         return False
     per_load = (r.fitted[-1] / r.multipliers[-1]) / (r.fitted[0] / r.multipliers[0])
-    return abs(per_load - 1.0) <= TRAFFIC_BAND
+    return per_load <= 1.0 + TRAFFIC_BAND
 
 
 def preceded(
