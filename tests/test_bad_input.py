@@ -207,6 +207,18 @@ CASES = [
     _case(lambda c: c.run(host="ftp://127.0.0.1/"), "--host", id="host-bad-scheme"),
     _case(lambda c: c.run(host="http://127.0.0.1:99999"), "--host", id="host-bad-port"),
     _case(lambda c: c.run(host=c.closed_host), "--host", id="host-unreachable"),
+    _case(
+        lambda c: c.run("--metrics-url", "127.0.0.1:9100/metrics"),
+        "--metrics-url",
+        "127.0.0.1:9100/metrics",
+        id="metrics-url-not-a-url",
+    ),
+    _case(
+        lambda c: c.run("--metrics-url", "http://127.0.0.1:99999/metrics"),
+        "--metrics-url",
+        "invalid port",
+        id="metrics-url-bad-port",
+    ),
     # -- plan options -------------------------------------------------------------------------
     _case(
         lambda c: c.run("--baseline-rps", "5", "--baseline-users", "5"),
@@ -417,3 +429,17 @@ def test_scenario_import_errors_give_the_scenarios_line(
     ctx = Ctx(tmp_path, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{closed_port}")
     message = _run_error(ctx.run(scenario=ctx.scenario(source)), capsys)
     assert "scenario.py" in message and "at line 4:" in message, message
+
+
+def test_a_bad_metrics_url_in_breakpoint_toml_names_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`metrics-url` in breakpoint.toml is checked like the flag: one line, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    scenario = tmp_path / "scenario.py"
+    scenario.write_text(GOOD_SCENARIO)
+    (tmp_path / "breakpoint.toml").write_text(
+        'baseline-rps = 5\nhost = "http://127.0.0.1:9"\nmetrics-url = ["ftp://x/metrics"]\n'
+    )
+    message = _run_error(["run", str(scenario), "--out", str(tmp_path / "r")], capsys)
+    assert message.startswith("breakpoint: error: --metrics-url: 'ftp://x/metrics'"), message

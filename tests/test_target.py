@@ -293,6 +293,54 @@ def test_max_queue_answers_503_when_overloaded() -> None:
     )
 
 
+def test_metrics_show_busy_workers_and_queue_and_are_not_counted_as_requests() -> None:
+    """/metrics (Prometheus text) shows the workers held and the requests waiting at the moment
+    of the scrape, counts served responses by path and status, and is itself neither counted in
+    /__stats nor holding a worker."""
+
+    async def scenario(server: TargetServer) -> None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        def values(body: bytes) -> dict[str, float]:
+            out = {}
+            for family in text_string_to_metric_families(body.decode()):
+                assert family.type in ("gauge", "counter"), family.name
+                for sample in family.samples:
+                    labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                    out[f"{sample.name}{{{labels}}}"] = sample.value
+            return out
+
+        connections = await asyncio.gather(*(_connect(server) for _ in range(4)))
+        probe_reader, probe_writer = await _connect(server)
+        status, headers, body = await _exchange(probe_reader, probe_writer, "GET", "/metrics")
+        assert status == 200 and headers["content-type"].startswith("text/plain")
+        idle = values(body)
+        assert idle["breakpoint_target_workers{}"] == 2
+        assert idle["breakpoint_target_busy_workers{}"] == 0
+        assert idle["breakpoint_target_queue_length{}"] == 0
+        for _, writer in connections:
+            writer.write(b"GET /api/page HTTP/1.1\r\nHost: t\r\n\r\n")
+            await writer.drain()
+        await asyncio.sleep(0.05)  # 4 requests, 2 workers held for 300 ms each
+        busy = values((await _exchange(probe_reader, probe_writer, "GET", "/metrics"))[2])
+        assert busy["breakpoint_target_busy_workers{}"] == 2
+        assert busy["breakpoint_target_queue_length{}"] == 2
+        for reader, _ in connections:
+            assert (await _read_response(reader))[0] == 200
+        done = values((await _exchange(probe_reader, probe_writer, "GET", "/metrics"))[2])
+        assert done["breakpoint_target_requests_total{code=200,path=/api/page}"] == 4
+        assert done["breakpoint_target_busy_workers{}"] == 0
+        stats = server.stats()
+        assert "/metrics" not in stats["requests"] and stats["requests_total"] == 4
+        assert stats["held_service_ms_count"] == 4
+        status, _, _ = await _exchange(probe_reader, probe_writer, "POST", "/metrics")
+        assert status == 405
+        for _, writer in (*connections, (probe_reader, probe_writer)):
+            writer.close()
+
+    _with_server(TargetConfig(workers=2, service_ms=300.0, distribution="constant"), scenario)
+
+
 def test_stall_makes_a_request_wait_about_the_stall() -> None:
     """A request starting service during a 300 ms stall waits for it; /health does not."""
 

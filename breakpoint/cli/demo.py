@@ -94,4 +94,8 @@ def demo(quick: bool, out_dir: Path, service_ms: float, label: str) -> None:
             say=echo,
             progress=view,
         )
+    from breakpoint.output.signals_view import run_lines
+
+    for line in run_lines(path.parent):  # what preceded each break (the target's /metrics)
+        echo(f"server metrics: {line}")
     echo(str(path))

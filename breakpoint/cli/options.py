@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -32,6 +33,18 @@ def echo(line: str = "") -> None:
     """One line to stdout, flushed at once (progress is read as it happens)."""
     click.echo(line)
     sys.stdout.flush()
+
+
+def check_metrics_url(url: str) -> str:
+    """A `--metrics-url` as given, or a UsageError naming the option (exit 2)."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018  (raises on a malformed port)
+    except ValueError:
+        raise UsageError(f"--metrics-url: {url!r} has an invalid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--metrics-url: {url!r} is not a URL like http://127.0.0.1:9100/metrics")
+    return url
 
 
 def options(*declarations: Callable[[F], F]) -> Callable[[F], F]:
@@ -54,7 +67,8 @@ def gathered(**groups: type[Any]) -> Callable[[F], F]:
         def command(*args: Any, **kwargs: Any) -> Any:
             for name, group in groups.items():
                 names = [f.name for f in dataclasses.fields(group)]
-                kwargs[name] = group(**{n: kwargs.pop(n) for n in names})
+                # A field the command has no option for keeps the dataclass's default.
+                kwargs[name] = group(**{n: kwargs.pop(n) for n in names if n in kwargs})
             return fn(*args, **kwargs)
 
         return command  # type: ignore[return-value]

@@ -17,6 +17,7 @@ import click
 from breakpoint.analysis.roadmap import AS_STORED, RoadmapAsked
 from breakpoint.cli.options import (
     PlanOptions,
+    check_metrics_url,
     echo,
     gathered,
     options,
@@ -49,6 +50,8 @@ class RunOptions:
     label: str
     out_dir: Path
     no_emulation: bool
+    # `surge` does not scrape: its report has no signals section (yet).
+    metrics_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,14 @@ emulation_option = click.option(
     help="Segments without device/network emulation (for calibration).",
 )
 
+metrics_option = click.option(
+    "--metrics-url",
+    "metrics_urls",
+    multiple=True,
+    help="A Prometheus text endpoint of the server to read once a second during the run "
+    "(GET only, repeatable); the report names the metric that rose before each break.",
+)
+
 guard_options = options(
     click.option(
         "--max-users",
@@ -184,6 +195,7 @@ guard_options = options(
     help="Run the whole search N times under the same label.",
 )
 @emulation_option
+@metrics_option
 @guard_options
 @click.option(
     "--master", is_flag=True, help="Be the master of a distributed run; workers join with --worker."
@@ -289,6 +301,7 @@ def prepare_settings(
     tags, exclude_tags = scenario_flags.tag_sets()
     scenario_opts = scenario_flags.option_pairs()
     spread.check()
+    metrics_urls = tuple(check_metrics_url(url) for url in options.metrics_urls)
     if not spread.worker:
         check_store(options.out_dir)
     max_users = limits.max_users
@@ -351,15 +364,20 @@ def prepare_settings(
         tags=tags,
         exclude_tags=exclude_tags,
         scenario_opts=scenario_opts,
+        metrics_urls=() if spread.worker else metrics_urls,
     )
 
 
 def publish_or_say(run_dir: Path, roadmap: RoadmapAsked = AS_STORED) -> bool:
     """Write the run's report; if that fails, say how to retry. The run folder prints last."""
     from breakpoint.output.publish import publish
+    from breakpoint.output.signals_view import run_lines
 
     try:
-        echo(f"report: {publish(run_dir, roadmap=roadmap)}")
+        report = publish(run_dir, roadmap=roadmap)
+        for line in run_lines(run_dir):  # what preceded each break (--metrics-url)
+            echo(f"server metrics: {line}")
+        echo(f"report: {report}")
         ok = True
     except Exception as exc:  # the measurements are safe on disk whatever went wrong here
         click.echo(

@@ -108,6 +108,8 @@ def run_demo(
             label=label,
             out_dir=out_dir,
             emulate=True,
+            # The target's own signals, so the report names what rose before each break.
+            metrics_urls=(f"{target.url}/metrics",),
             target_info={
                 "kind": "embedded",
                 "workers": config.workers,

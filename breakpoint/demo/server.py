@@ -20,6 +20,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
+from breakpoint.demo.exposition import METRICS_CONTENT_TYPE, exposition
 from breakpoint.demo.service import (
     ASSET_COST,
     PAGE_COST,
@@ -110,6 +111,9 @@ class TargetServer:
         self._connections_total = 0
         self._in_flight = 0
         self._stall_until = 0.0
+        # Responses of the service's own paths by (path, status), never reset: the counter
+        # /metrics exposes (a Prometheus counter only ever grows).
+        self._served: dict[tuple[str, int], int] = {}
 
     @property
     def url(self) -> str:
@@ -288,6 +292,8 @@ class TargetServer:
             return path, 200, TEXT, b"ok"
         if path == "/__stats" and method == "GET":
             return path, 200, JSON, json_bytes(self.stats())
+        if path == "/metrics" and method == "GET":
+            return path, 200, METRICS_CONTENT_TYPE, self.metrics_text()
         if path == "/__admin/stall" and method == "POST":
             values = urllib.parse.parse_qs(request.query).get("ms", [])
             try:
@@ -301,9 +307,18 @@ class TargetServer:
         if path == "/__admin/reset" and method == "POST":
             self.reset()
             return path, 200, JSON, b'{"reset":true}'
-        if path in ("/__stats", "/__admin/stall", "/__admin/reset"):
+        if path in ("/__stats", "/metrics", "/__admin/stall", "/__admin/reset"):
             return path, 405, TEXT, b"method not allowed"
         return "(not found)", 404, TEXT, b"not found"
+
+    def metrics_text(self) -> bytes:
+        """The Prometheus text exposition served at /metrics (demo/exposition.py)."""
+        return exposition(
+            workers=self.config.workers,
+            busy=self._pool.busy,
+            queue_length=self._pool.queue_length,
+            served=self._served,
+        )
 
     def _search_body(self, query: str) -> bytes:
         q = urllib.parse.parse_qs(query).get("q", [""])[0][:200]
@@ -345,6 +360,10 @@ class TargetServer:
         # drain() blocks while the client reads slowly: that is the connection a slow user holds.
         await writer.drain()
         drain_s = time.perf_counter() - start
+        if key in _WORKER_PATHS:
+            self._served[key, status] = self._served.get((key, status), 0) + 1
+        if key == "/metrics":
+            return  # a scrape is not a request of the service: /__stats does not count it
         counters = self._counters
         stats = counters.endpoint(key)
         stats.requests += 1

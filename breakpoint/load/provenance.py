@@ -12,6 +12,7 @@ from typing import Any
 
 from breakpoint import __version__
 from breakpoint.load.settings import RunSettings, Segments
+from breakpoint.runs.metrics_file import shown
 
 
 def run_info(settings: RunSettings, seg: Segments) -> dict[str, Any]:
@@ -34,6 +35,7 @@ def run_info(settings: RunSettings, seg: Segments) -> dict[str, Any]:
         },
         "host": settings.host,
         "target": settings.target_info,
+        "metrics_urls": [shown(url) for url in settings.metrics_urls],
         "emulation": settings.emulate,
         "generator": {"workers": settings.workers or settings.expect_workers or 0},
         "versions": _versions(),

@@ -35,6 +35,7 @@ from breakpoint.load.progress import SayProgress
 from breakpoint.load.provenance import run_info
 from breakpoint.load.recorder import Recorder
 from breakpoint.load.samplers import start_samplers, watch_run
+from breakpoint.load.scrape import MetricsScraper
 from breakpoint.load.settings import (
     RunSettings,
     drain_s,
@@ -111,6 +112,8 @@ class _Run:
             max_users=settings.max_users * self.processes,
             processes=self.processes,
         )
+        # The server's own metrics (--metrics-url), scraped here, never on workers.
+        self.scraper = MetricsScraper(settings.metrics_urls, self.writer, warn=view.warn)
         self.runner: Any = None
         self.worker_procs: list[subprocess.Popen[bytes]] = []
         self.stopping_now = False
@@ -235,7 +238,7 @@ class _Run:
         handlers = [
             gevent.signal_handler(s, self._on_signal, s) for s in (signal.SIGINT, signal.SIGTERM)
         ]
-        watchers = self._start_watchers()
+        watchers = self._start_watchers() + self.scraper.start()
         self.view.run_started(
             plan=self.settings.plan,
             profiles=self.seg.profiles,
@@ -338,6 +341,8 @@ class _Run:
                     recorder.result(result.index, final=True, partial=result.partial), final=True
                 )
         status = self._status()
+        if self.settings.metrics_urls:
+            writer.update(metrics=self.scraper.stop())
         self.view.run_finished(status=status, run_dir=writer.path)
         writer.update(
             blocked_hosts=_blocked(self.guard, self.source),

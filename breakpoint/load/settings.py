@@ -52,6 +52,8 @@ class RunSettings:
     tags: tuple[str, ...] | None = None
     exclude_tags: tuple[str, ...] | None = None
     scenario_opts: tuple[tuple[str, str], ...] = ()
+    # Prometheus endpoints scraped once a second by the controller (docs/design.md#server-signals).
+    metrics_urls: tuple[str, ...] = ()
 
     @property
     def distributed(self) -> bool:

@@ -80,6 +80,12 @@ class RunWriter:
         self._raise_failure()
         self._submit(self._write_step, step, final)
 
+    def append_line(self, name: str, record: Mapping[str, Any]) -> None:
+        """Queue one JSON line for another file of the run folder (e.g. the scraped metrics),
+        fsync'ed as it is written."""
+        self._raise_failure()
+        self._submit(self._write_line, name, json.dumps(record, separators=(",", ":")) + "\n")
+
     def update(self, **fields: Any) -> None:
         """Change fields of run.json (written after the steps queued before, failed or not)."""
         self.info.update(fields)
@@ -117,6 +123,12 @@ class RunWriter:
         self._steps.write(lines)
         self._steps.flush()
         os.fsync(self._steps.fileno())
+
+    def _write_line(self, name: str, line: str) -> None:
+        with open(self.path / name, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def _raise_failure(self) -> None:
         failure = self._writer.failure

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from breakpoint.output.signals_view import markdown_lines
 from breakpoint.runs.summary import BreakPoint, RunSummary
 
 MAX_WARNINGS = 10
@@ -99,6 +100,7 @@ def _headline(summary: RunSummary) -> str:
 def markdown(summary: RunSummary | Mapping[str, Any]) -> str:
     """A short digest for CI logs and pull-request comments (of a summary, or its document)."""
     plan_for = None if isinstance(summary, RunSummary) else summary.get("roadmap")
+    signals = None if isinstance(summary, RunSummary) else summary.get("signals")
     if not isinstance(summary, RunSummary):
         summary = RunSummary.from_dict(summary)
     value, unit = summary.baseline or (0.0, "")
@@ -121,6 +123,7 @@ def markdown(summary: RunSummary | Mapping[str, Any]) -> str:
         lines += ["", INTERVAL_CAVEAT]
     if plan_for:
         lines += roadmap_lines(plan_for)
+    lines += [_md(line) for line in markdown_lines(signals)]
     if summary.warnings:
         lines += ["", "Measurement warnings:"]
         lines += [f"- {_md(w)}" for w in summary.warnings[:MAX_WARNINGS]]

@@ -25,6 +25,7 @@ from breakpoint.output.surge_publish import publish_surge
 from breakpoint.plan.profiles import profile_from_dict
 from breakpoint.plan.steps import Plan
 from breakpoint.runs.index import update_index
+from breakpoint.runs.signals_summary import signals_section
 from breakpoint.runs.store import RUN_FILE, load_run, write_json
 from breakpoint.runs.summary import SUMMARY_FILE, build_summary
 
@@ -71,6 +72,17 @@ def publish(
     summary["roadmap"] = roadmap_summary(
         analysis, summary["segments"], expected_peak=peak, target=target
     )
+    # The server's own signals, when the run scraped any (docs/design.md#server-signals).
+    signals = signals_section(run_dir, steps, analysis)
+    if signals is not None:
+        summary["signals"] = signals
+        for seg in summary["segments"]:
+            if seg["profile"] in signals["segments"]:
+                seg["preceded_by"] = signals["segments"][seg["profile"]]
+        summary["warnings"] += [
+            {"kind": "metrics", "message": m, "segment": None, "step": None}
+            for m in signals["warnings"]
+        ]
     if comparison is not None:
         summary["comparison"] = comparison
     write_json(run_dir / SUMMARY_FILE, summary)

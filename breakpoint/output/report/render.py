@@ -19,6 +19,8 @@ from breakpoint.analysis.criteria import MIN_REQUESTS
 from breakpoint.analysis.findings import Analysis, SegmentAnalysis
 from breakpoint.output.digest import INTERVAL_CAVEAT, span
 from breakpoint.output.report import plots
+from breakpoint.output.signals_view import scrape_line, signal_lines
+from breakpoint.output.signals_view import table as signals_table
 from breakpoint.plan.profiles import Profile
 from breakpoint.plan.steps import same_level
 from breakpoint.results import StepResult
@@ -318,6 +320,11 @@ def render_html(
             if isinstance(seg.get("why"), dict)
         },
         "objective_lines": _objective_lines(ordered),
+        # The server's own signals (--metrics-url), as stored in summary.json.
+        "signals": summary.get("signals"),
+        "signal_lines": signal_lines(summary.get("signals")),
+        "signals_scrape": scrape_line(summary["signals"]) if summary.get("signals") else "",
+        "signals_table": signals_table(summary.get("signals")),
         "whys": {
             seg["profile"]: seg["why"]["text"]
             for seg in summary.get("segments", [])
