@@ -19,7 +19,10 @@ from breakpoint.cli.options import (
     PlanOptions,
     check_metrics_url,
     echo,
+    emulation_option,
     gathered,
+    guard_options,
+    metrics_option,
     options,
     out_option,
     plan_options,
@@ -114,64 +117,6 @@ output_options = options(
         "--label", default="run", show_default=True, help="Run label, e.g. the release under test."
     ),
     out_option("Reports folder; the run folder is created inside it."),
-)
-
-emulation_option = click.option(
-    "--no-emulation",
-    is_flag=True,
-    help="Segments without device/network emulation (for calibration).",
-)
-
-metrics_option = click.option(
-    "--metrics-url",
-    "metrics_urls",
-    multiple=True,
-    help="A Prometheus text endpoint of the server to read once a second during the run "
-    "(GET only, repeatable); the report names the metric that rose before each break.",
-)
-
-guard_options = options(
-    click.option(
-        "--max-users",
-        type=click.IntRange(1, 200_000),
-        default=20_000,
-        show_default=True,
-        help="Guardrail: most users this process may run.",
-    ),
-    click.option(
-        "--allow-host",
-        "allow_hosts",
-        multiple=True,
-        help="Another host the scenario may call (repeatable); requests to any other are blocked.",
-    ),
-    click.option(
-        "--abort-error-rate",
-        type=click.FloatRange(0, 1, min_open=True),
-        default=0.5,
-        show_default=True,
-        help="Abort the ramp when errors exceed this fraction for --abort-for-s.",
-    ),
-    click.option(
-        "--abort-p99-ms",
-        type=click.FloatRange(0, None, min_open=True),
-        default=30_000,
-        show_default=True,
-        help="Abort the ramp when p99 exceeds this for --abort-for-s.",
-    ),
-    click.option(
-        "--hang-s",
-        type=click.FloatRange(1, 3600),
-        default=20.0,
-        show_default=True,
-        help="Abort when no request completes for this long while some are in flight.",
-    ),
-    click.option(
-        "--abort-for-s",
-        type=click.IntRange(1, 3600),
-        default=10,
-        show_default=True,
-        help="How long an abort limit must be crossed before the ramp stops.",
-    ),
 )
 
 

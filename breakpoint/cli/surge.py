@@ -12,12 +12,17 @@ from dataclasses import dataclass
 
 import click
 
-from breakpoint.cli.options import ProfileOptions, echo, gathered, profile_options
+from breakpoint.cli.options import (
+    ProfileOptions,
+    echo,
+    emulation_option,
+    gathered,
+    guard_options,
+    profile_options,
+)
 from breakpoint.cli.run import (
     Limits,
     RunOptions,
-    emulation_option,
-    guard_options,
     output_options,
     prepare_settings,
     publish_or_say,

@@ -135,3 +135,11 @@ def guarding_sessions(guard: HostGuard) -> Iterator[None]:
     finally:
         requests.Session.send = send  # type: ignore[method-assign]
         LocustUserAgent._urlopen = urlopen  # type: ignore[method-assign]
+
+
+def blocked_totals(guard: HostGuard, source: object) -> dict[str, int]:
+    """Requests the allow-list blocked, here and (distributed) on the workers."""
+    total = dict(guard.blocked)
+    for host, n in getattr(source, "blocked", {}).items():
+        total[host] = total.get(host, 0) + n
+    return total

@@ -22,7 +22,7 @@ from breakpoint.load.arrivals import ArrivalScheduler
 from breakpoint.load.controller import ActiveStep, Controller, Policy
 from breakpoint.load.crashes import ScenarioCrashes
 from breakpoint.load.distributed import RemoteSteps
-from breakpoint.load.guard import HostGuard, guarding_sessions
+from breakpoint.load.guard import HostGuard, blocked_totals, guarding_sessions
 from breakpoint.load.local import LocalSteps
 from breakpoint.load.outcomes import (
     RunFailedError,
@@ -193,15 +193,14 @@ class _Run:
         from locust.env import Environment
 
         settings, source = self.settings, self.source
-        hooks = IterationHooks() if isinstance(source, RemoteSteps) else self.recorder
-        guard = None if isinstance(source, RemoteSteps) else self.guard
         local = not isinstance(source, RemoteSteps)
+        hooks = self.recorder if local else IterationHooks()
         classes = user_classes(
             settings,
             self.seg,
             hooks,
             self.scheduler,
-            guard,
+            self.guard if local else None,
             crashes=self.crashes if local else None,
             not_emulated=self.not_emulated if settings.emulate else None,
         )
@@ -235,9 +234,8 @@ class _Run:
 
     def drive(self) -> None:
         """Walk the plan until it ends or a signal stops it, then write the run's ending."""
-        handlers = [
-            gevent.signal_handler(s, self._on_signal, s) for s in (signal.SIGINT, signal.SIGTERM)
-        ]
+        signals = (signal.SIGINT, signal.SIGTERM)
+        handlers = [gevent.signal_handler(s, self._on_signal, s) for s in signals]
         watchers = self._start_watchers() + self.scraper.start()
         self.view.run_started(
             plan=self.settings.plan,
@@ -341,11 +339,10 @@ class _Run:
                     recorder.result(result.index, final=True, partial=result.partial), final=True
                 )
         status = self._status()
-        if self.settings.metrics_urls:
-            writer.update(metrics=self.scraper.stop())
         self.view.run_finished(status=status, run_dir=writer.path)
         writer.update(
-            blocked_hosts=_blocked(self.guard, self.source),
+            **({"metrics": self.scraper.stop()} if self.settings.metrics_urls else {}),
+            blocked_hosts=blocked_totals(self.guard, self.source),
             reached_hosts=dict(self.guard.reached),
             scenario_errors=self._scenario_errors(),
             not_emulated=sorted(self.not_emulated | getattr(self.source, "not_emulated", set())),
@@ -395,11 +392,3 @@ class _Run:
         if (self.controller.stop_reason or "").startswith("interrupted"):
             raise RunInterrupted(path)
         return path
-
-
-def _blocked(guard: HostGuard, source: object) -> dict[str, int]:
-    """Requests the allow-list blocked, here and (distributed) on the workers."""
-    total = dict(guard.blocked)
-    for host, n in getattr(source, "blocked", {}).items():
-        total[host] = total.get(host, 0) + n
-    return total
