@@ -184,20 +184,21 @@ def test_a_failed_write_is_raised_once_by_the_next_call(
 
 
 def test_the_writer_thread_ends_with_close(tmp_path: Path) -> None:
-    """close() stops the background thread: runs in one process do not pile up threads."""
-    before = _os_threads()
+    """close() stops the background thread: runs in one process do not pile up threads.
+    The writer's own OS thread is watched (other tests' threads may end meanwhile)."""
     writer = RunWriter(tmp_path, "threads", {})
     writer.append(_step(0), final=True)
     writer.flush()
-    assert _os_threads() == before + 1
+    native = writer._writer.native_id
+    assert native is not None and _os_thread_alive(native)
     writer.close()
     writer.close()  # twice is harmless
     deadline = time.monotonic() + 2
-    while _os_threads() > before and time.monotonic() < deadline:
+    while _os_thread_alive(native) and time.monotonic() < deadline:
         gevent.sleep(0.01)
-    assert _os_threads() == before
+    assert not _os_thread_alive(native)
 
 
-def _os_threads() -> int:
-    """Threads of this process as the kernel sees them (gevent's threading lists greenlets)."""
-    return len(os.listdir(f"/proc/{os.getpid()}/task"))
+def _os_thread_alive(native_id: int) -> bool:
+    """The thread as the kernel sees it (gevent's threading lists greenlets)."""
+    return os.path.exists(f"/proc/{os.getpid()}/task/{native_id}")

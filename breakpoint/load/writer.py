@@ -150,6 +150,7 @@ class _WriterThread:
         self._loop = gevent.get_hub().loop
         self._queue: Any = monkey.get_original("queue", "SimpleQueue")()
         self.failure: BaseException | None = None
+        self.native_id: int | None = None  # the kernel's id of the thread, once it runs
         start_new_thread = monkey.get_original("_thread", "start_new_thread")
         self.ident: int = start_new_thread(self._run, ())
 
@@ -175,6 +176,7 @@ class _WriterThread:
         self._queue.put(None)
 
     def _run(self) -> None:
+        self.native_id = monkey.get_original("_thread", "get_native_id")()
         while True:
             item = self._queue.get()
             if item is None:
