@@ -11,6 +11,7 @@ from breakpoint.analysis.surge import (
     Phases,
     SecondBin,
     backlog_limit,
+    block_verdict,
     fluid_recovery_s,
     recovery,
     slo_residual,
@@ -161,6 +162,49 @@ def test_too_few_requests_per_second_is_no_verdict() -> None:
     assert "10 requests" in rec.reason
 
 
+def sparse_bins(rates: list[int], per_iteration: float) -> list[SecondBin]:
+    """fluid_bins with few requests a second (`per_iteration` of each arrival's, rounded down
+    per second but carried over) and `slow` counted: all slow while the queue's wait is over
+    the objective, none otherwise."""
+    out, carry = [], 0.0
+    for b in fluid_bins(rates):
+        carry += b.offered * per_iteration
+        n = int(carry)
+        carry -= n
+        late = b.p95_all_ms is not None and b.p95_all_ms > SLO_MS
+        out.append(SecondBin(b.offered, b.finished, n, 0, b.p95_all_ms, b.p95_ms, n if late else 0))
+    return out
+
+
+def test_a_sparse_segment_is_judged_on_blocks_of_seconds() -> None:
+    """Four requests a second at 1X: blocks of 3 s hold 10; the recovery is found on them,
+    within a block of the dense answer (9 s), and says its resolution."""
+    dense = recovery(fluid_bins(surge_rates()), PHASES, SLO_MS)
+    sparse = recovery(sparse_bins(surge_rates(), 0.08), PHASES, SLO_MS)
+    assert sparse.label == "recovered" and sparse.resolution_s == 3, sparse
+    assert dense.resolution_s == 1 and dense.recovery_s == pytest.approx(9.0)
+    assert sparse.recovery_s is not None
+    assert abs(sparse.recovery_s - dense.recovery_s) <= sparse.resolution_s
+
+
+def test_a_segment_too_sparse_for_ten_seconds_has_no_verdict() -> None:
+    """Under one request a second at 1X (fewer than 10 in 10 s): no verdict, saying why."""
+    rec = recovery(sparse_bins(surge_rates(), 0.015), PHASES, SLO_MS)
+    assert rec.label == "no_verdict" and rec.recovery_s is None
+    assert "too sparse" in rec.reason
+
+
+def test_blocks_count_failures_and_slow_requests_exactly() -> None:
+    """A block passes when at most 5% of its requests failed or were slower than the
+    objective: 1 of 20 passes, 2 of 20 fails, fewer than 10 has no verdict."""
+    ok = SecondBin(0, 0, 10, 0, 100.0, 100.0, 0)
+    one_slow = SecondBin(0, 0, 10, 0, 900.0, 100.0, 1)
+    one_failed = SecondBin(0, 0, 10, 1, None, 100.0, 0)
+    assert block_verdict([ok, one_slow], SLO_MS) is True
+    assert block_verdict([one_slow, one_failed], SLO_MS) is False
+    assert block_verdict([SecondBin(0, 0, 9, 0, 100.0, 100.0, 0)], SLO_MS) is None
+
+
 def test_failures_count_against_the_objective() -> None:
     """Fast answers that fail (10% of them) are not a recovery."""
     rec = recovery(fluid_bins(surge_rates(), failed_share=0.1), PHASES, SLO_MS)
@@ -191,6 +235,20 @@ def test_timeline_percentiles_count_failures_as_slowest() -> None:
     assert (first.requests, first.failed, first.p95_all_ms, first.p95_ms) == (100, 0, 95.0, 95.0)
     assert second.requests == 21 and second.p95_all_ms is None and second.p95_ms == 28.0
     assert bins_from_dict(t.to_dict())["a"] == [first, second]
+    assert first.slow is None  # no objective given: not counted
+
+
+def test_timeline_counts_requests_over_the_objective() -> None:
+    """With an objective, successful requests over it are counted per second (failures are
+    counted as failed, not slow); the stored form reads back the same."""
+    t = Timeline(["a", "b"], origin=1000.0, objectives_ms={"a": 50.0})
+    for ms in (10.0, 50.0, 51.0, 200.0):
+        t.request("a", 1000.5, ms, failed=False)
+        t.request("b", 1000.5, ms, failed=False)
+    t.request("a", 1000.5, 999.0, failed=True)
+    (a,), (b,) = t.bins("a"), t.bins("b")
+    assert (a.requests, a.failed, a.slow) == (5, 1, 2) and b.slow is None
+    assert bins_from_dict(t.to_dict()) == {"a": [a], "b": [b]}
 
 
 def test_surge_plan_phases_and_schedule() -> None:

@@ -19,10 +19,14 @@ if TYPE_CHECKING:
 MIN_REQUESTS_PER_S = 10
 # The rule's window: this many consecutive seconds must be within the objective and drained.
 CONFIRM_S = 5
+# A segment too sparse for MIN_REQUESTS_PER_S every second is judged on blocks of seconds that
+# hold that many requests at 1X (its resolution is then the block), up to this long; sparser
+# than MIN_REQUESTS_PER_S in this many seconds at 1X, it has no verdict.
+MAX_BLOCK_S = 10
 
 
 # The per-second fields a surge's series.json stores, one list each (load/timeline.py).
-SERIES_FIELDS = ("offered", "finished", "requests", "failed", "p95_all_ms", "p95_ms")
+SERIES_FIELDS = ("offered", "finished", "requests", "failed", "slow", "p95_all_ms", "p95_ms")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class SecondBin:
     # None when more than 5% of them failed (or there were none).
     p95_all_ms: float | None = None
     p95_ms: float | None = None  # over successful requests only (as in a run's steps)
+    # Successful requests slower than the segment's objective (None: not counted, as in a
+    # series written before it was): with it, seconds can be pooled into blocks exactly.
+    slow: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class Recovery:
     observed_s: float  # how long after the drop the segment was watched
     backlog_limit: float | None  # in-flight iterations counted as drained (from the baseline)
     reason: str = ""
+    resolution_s: int = 1  # the block of seconds judged together (sparse segments: more)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -75,6 +83,7 @@ class Recovery:
             "observed_s": _round(self.observed_s),
             "backlog_limit": _round(self.backlog_limit),
             "reason": self.reason,
+            "resolution_s": self.resolution_s,
         }
 
 
@@ -121,6 +130,41 @@ def within_objective(b: SecondBin, slo_ms: float) -> bool:
     return b.p95_all_ms is not None and b.p95_all_ms <= slo_ms
 
 
+def block_s(
+    bins: Sequence[SecondBin], phases: Phases, min_requests: int = MIN_REQUESTS_PER_S
+) -> int | None:
+    """How many seconds to judge together: the fewest that held `min_requests` requests at 1X
+    on average (1 for a segment with that many a second). None: too sparse even in
+    MAX_BLOCK_S seconds, or no baseline second. Blocks need the `slow` counts: a series
+    without them is judged second by second."""
+    first = math.ceil(phases.baseline_from_s)
+    last = min(len(bins), math.floor(phases.surge_from_s))
+    base = bins[first:last]
+    if not base:
+        return None
+    rate = sum(b.requests for b in base) / len(base)
+    if rate >= min_requests or any(b.slow is None for b in bins):
+        return 1
+    if rate <= 0 or min_requests / rate > MAX_BLOCK_S:
+        return None
+    return math.ceil(min_requests / rate)
+
+
+def block_verdict(
+    block: Sequence[SecondBin], slo_ms: float, min_requests: int = MIN_REQUESTS_PER_S
+) -> bool | None:
+    """Did at least 95% of the block's requests succeed within the objective? None: fewer
+    than `min_requests` requests, no verdict. A block of one second without `slow` counts
+    is judged by its p95 over all requests, which says the same."""
+    n = sum(b.requests for b in block)
+    if n < min_requests:
+        return None
+    if len(block) == 1 and block[0].slow is None:
+        return within_objective(block[0], slo_ms)
+    bad = sum(b.failed + (b.slow or 0) for b in block)
+    return n - bad >= math.ceil(0.95 * n)
+
+
 def first_recovered(
     bins: Sequence[SecondBin],
     phases: Phases,
@@ -129,22 +173,27 @@ def first_recovered(
     *,
     window: int = CONFIRM_S,
     min_requests: int = MIN_REQUESTS_PER_S,
+    block: int = 1,
 ) -> int | None:
-    """The first whole second k at or after the drop such that every second of [k, k+window)
-    is drained (in flight at its end <= limit) and, where it has a latency verdict, within the
-    objective; at least half of those seconds must have a verdict. None: no such window in the
-    measured seconds."""
+    """The first whole second k at or after the drop from which `window` blocks of `block`
+    seconds (for block > 1: enough blocks to span `window` seconds, at least 2) are all
+    drained (in flight at the end of each second <= limit) and, where a block has a verdict,
+    within the objective; at least half of the blocks must have a verdict. None: no such
+    streak in the measured seconds."""
     flying = in_flight(bins)
     start = math.ceil(phases.drop_s)
     end = min(len(bins), math.floor(phases.end_s))  # whole seconds measured
-    for k in range(start, end - window + 1):
-        span = range(k, k + window)
-        verdicts = [i for i in span if has_verdict(bins[i], min_requests)]
-        if 2 * len(verdicts) < window:
+    blocks = window if block == 1 else max(2, math.ceil(window / block))
+    span_s = blocks * block
+    for k in range(start, end - span_s + 1):
+        if any(flying[i] > limit for i in range(k, k + span_s)):
             continue
-        if all(flying[i] <= limit for i in span) and all(
-            within_objective(bins[i], slo_ms) for i in verdicts
-        ):
+        verdicts = [
+            block_verdict(bins[k + j * block : k + (j + 1) * block], slo_ms, min_requests)
+            for j in range(blocks)
+        ]
+        judged = [v for v in verdicts if v is not None]
+        if 2 * len(judged) >= blocks and all(judged):
             return k
     return None
 
@@ -161,17 +210,17 @@ def recovery(
 
     The interval is the spread of the recovery time when the rule asks for a shorter window
     (half as many seconds) or a longer one (twice as many): per-second p95s are noisy, and
-    how long a streak of good seconds proves recovery is the rule's one arbitrary choice."""
+    how long a streak of good seconds proves recovery is the rule's one arbitrary choice.
+    A segment with fewer than `min_requests` requests a second at 1X is judged on blocks of
+    seconds (block_s), and its resolution is the block."""
     observed = max(0.0, min(float(len(bins)), phases.end_s) - phases.drop_s)
     limit = backlog_limit(bins, phases)
     if limit is None:
         return Recovery(
             "no_verdict", None, None, None, observed, None, "no measured baseline second"
         )
-    start = math.ceil(phases.drop_s)
-    end = min(len(bins), math.floor(phases.end_s))
-    after = bins[start:end]
-    if not after or 2 * sum(has_verdict(b, min_requests) for b in after) < len(after):
+    block = block_s(bins, phases, min_requests)
+    if block is None:
         return Recovery(
             "no_verdict",
             None,
@@ -179,11 +228,32 @@ def recovery(
             None,
             observed,
             limit,
-            f"fewer than half of the seconds after the drop had {min_requests} requests",
+            f"fewer than {min_requests} requests in {MAX_BLOCK_S} s at 1X: too sparse to judge "
+            "(raise --baseline-rps or this segment's share)",
+        )
+    start = math.ceil(phases.drop_s)
+    end = min(len(bins), math.floor(phases.end_s))
+    after = [
+        block_verdict(bins[i : i + block], slo_ms, min_requests)
+        for i in range(start, end - block + 1, block)
+    ]
+    if not after or 2 * sum(v is not None for v in after) < len(after):
+        what = "seconds" if block == 1 else f"{block}-second blocks"
+        return Recovery(
+            "no_verdict",
+            None,
+            None,
+            None,
+            observed,
+            limit,
+            f"fewer than half of the {what} after the drop had {min_requests} requests",
+            block,
         )
 
     def at(w: int) -> float | None:
-        k = first_recovered(bins, phases, slo_ms, limit, window=w, min_requests=min_requests)
+        k = first_recovered(
+            bins, phases, slo_ms, limit, window=w, min_requests=min_requests, block=block
+        )
         return None if k is None else max(0.0, k - phases.drop_s)
 
     point = at(window)
@@ -197,11 +267,12 @@ def recovery(
             limit,
             f"no {window} consecutive seconds within the objective and drained in the "
             f"{observed:.0f} s measured after the drop",
+            block,
         )
     short, long_ = at(max(2, math.ceil(window / 2))), at(2 * window)
     low = min(x for x in (short, point, long_) if x is not None)
     high = None if long_ is None else max(point, long_, short if short is not None else point)
-    return Recovery("recovered", point, low, high, observed, limit)
+    return Recovery("recovered", point, low, high, observed, limit, resolution_s=block)
 
 
 # -- the fluid model (docs/design.md#surge-rehearsal) ------------------------------------------

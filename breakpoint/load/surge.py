@@ -17,7 +17,13 @@ from typing import Any
 
 import gevent
 
-from breakpoint.analysis.surge import Phases, backlog_limit, first_recovered, objective_ms
+from breakpoint.analysis.surge import (
+    Phases,
+    backlog_limit,
+    block_s,
+    first_recovered,
+    objective_ms,
+)
 from breakpoint.load.controller import POOL_HEADROOM, ActiveStep
 from breakpoint.load.guard import guarding_sessions
 from breakpoint.load.local import LocalSteps
@@ -60,7 +66,10 @@ class _SurgeRun(_Run):
     def __init__(self, settings: RunSettings, surge: SurgePlan, view: Progress) -> None:
         super().__init__(settings, SurgeSchedule(surge), view)
         self.surge = surge
-        self.timeline = Timeline(self.seg.names)
+        self.timeline = Timeline(
+            self.seg.names,
+            objectives_ms={p.name: objective_ms(p.slo) for p in self.seg.profiles},
+        )
         self.recorder.timeline = self.timeline
         assert isinstance(self.source, LocalSteps)
         self.source.continuous = True
@@ -128,8 +137,11 @@ class _SurgeRun(_Run):
             limit = backlog_limit(bins, phases)
             if limit is None:
                 return False
+            block = block_s(bins, phases)
+            if block is None:
+                return False
             slo_ms = objective_ms(p.slo)
-            if first_recovered(bins, phases, slo_ms, limit, window=window) is None:
+            if first_recovered(bins, phases, slo_ms, limit, window=window, block=block) is None:
                 return False
         return True
 

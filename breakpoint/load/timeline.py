@@ -10,13 +10,15 @@ iterations due in that second, reduced to percentiles when the series is written
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from breakpoint.analysis.surge import SERIES_FIELDS, SecondBin
 
-SERIES_SCHEMA = 1  # series.json; bump with a note when fields change. 1: first version.
+# series.json; bump with a note when fields change. 1: first version. 2: `slow`, the successful
+# requests over the segment's objective (so sparse segments can be judged on blocks of seconds).
+SERIES_SCHEMA = 2
 
 
 @dataclass
@@ -24,6 +26,7 @@ class _SegmentSeries:
     offered: list[int] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    slow: list[int] = field(default_factory=list)  # successful, but over the objective
     ok_ms: list[list[float]] = field(default_factory=list)  # successful requests' latencies
 
     def grow(self, i: int) -> None:
@@ -31,6 +34,7 @@ class _SegmentSeries:
             self.offered.append(0)
             self.finished.append(0)
             self.failed.append(0)
+            self.slow.append(0)
             self.ok_ms.append([])
 
 
@@ -43,9 +47,16 @@ def nearest_rank(sorted_values: Sequence[float], q: float) -> float:
 class Timeline:
     """The per-second series of every segment; seconds count from `origin` (epoch seconds)."""
 
-    def __init__(self, segments: Sequence[str], origin: float | None = None) -> None:
+    def __init__(
+        self,
+        segments: Sequence[str],
+        origin: float | None = None,
+        objectives_ms: Mapping[str, float] | None = None,
+    ) -> None:
         self.origin = origin
         self._series = {name: _SegmentSeries() for name in segments}
+        # Each segment's objective (analysis/surge.py objective_ms): requests over it are counted.
+        self.objectives_ms = dict(objectives_ms or {})
 
     def _index(self, name: str, t: float) -> tuple[_SegmentSeries, int] | None:
         series = self._series.get(name)
@@ -74,13 +85,16 @@ class Timeline:
             series.failed[i] += 1
         else:
             series.ok_ms[i].append(latency_ms)
+            if latency_ms > self.objectives_ms.get(name, math.inf):
+                series.slow[i] += 1
 
     def bins(self, name: str) -> list[SecondBin]:
         """The segment's series as the analysis reads it."""
         series = self._series[name]
+        counted = name in self.objectives_ms
         out = []
-        for offered, finished, failed, ok in zip(
-            series.offered, series.finished, series.failed, series.ok_ms, strict=True
+        for offered, finished, failed, slow, ok in zip(
+            series.offered, series.finished, series.failed, series.slow, series.ok_ms, strict=True
         ):
             ok_sorted = sorted(ok)
             n = len(ok_sorted) + failed
@@ -89,7 +103,9 @@ class Timeline:
             # while that rank falls among the successes.
             rank = math.ceil(0.95 * n)
             p95_all = ok_sorted[rank - 1] if n and rank <= len(ok_sorted) else None
-            out.append(SecondBin(offered, finished, n, failed, p95_all, p95_ms))
+            out.append(
+                SecondBin(offered, finished, n, failed, p95_all, p95_ms, slow if counted else None)
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -64,7 +64,10 @@ def publish_surge(
 def _recovery_text(seg: Mapping[str, Any]) -> tuple[str, str]:
     rec = seg.get("recovery") or {}
     if seg["label"] == "recovered":
-        return f"{seg['recovery_s']:.0f} s", "ok"
+        block = int(rec.get("resolution_s") or 1)
+        # A sparse segment was judged on blocks of seconds: its answer is that coarse.
+        coarse = f" (judged on {block}-second blocks)" if block > 1 else ""
+        return f"{seg['recovery_s']:.0f} s{coarse}", "ok"
     if seg["label"] == "not_recovered":
         return f"not recovered in the {rec.get('observed_s') or 0:.0f} s watched", "bad"
     return f"no verdict ({rec.get('reason') or 'not measured'})", ""

@@ -13,6 +13,7 @@ from typing import Any
 
 from breakpoint.analysis.surge import (
     CONFIRM_S,
+    MAX_BLOCK_S,
     MIN_REQUESTS_PER_S,
     Phases,
     Recovery,
@@ -32,8 +33,10 @@ RULE = (
     "at the end of the second) is at most what the baseline itself carried, and (b) every "
     "second with at least {m} requests had 95% of its requests (by the second their iteration "
     "was due) succeed within the segment's p95 objective; at least half of the {n} seconds "
-    "must have {m} requests. Interval: the same rule with a window half as long and twice as "
-    "long (window sensitivity, not a confidence interval); resolution 1 s."
+    "must have {m} requests. A segment with fewer than {m} requests a second at 1X is judged on "
+    "blocks of seconds that held {m} at 1X (up to {b} s; enough blocks to span {n} seconds, at "
+    "least 2), and its resolution is the block. Interval: the same rule with a window half as "
+    "long and twice as long (window sensitivity, not a confidence interval)."
 )
 
 
@@ -60,6 +63,7 @@ def bins_from_dict(data: dict[str, Any]) -> dict[str, list[SecondBin]]:
                 failed=int(cols["failed"][i]),
                 p95_all_ms=cols["p95_all_ms"][i],
                 p95_ms=cols["p95_ms"][i],
+                slow=None if (cols.get("slow") or [None] * n)[i] is None else int(cols["slow"][i]),
             )
             for i in range(n)
         ]
@@ -203,7 +207,7 @@ def build_surge_summary(
             "drop_s": round(ph.drop_s, 3),
             "end_s": round(ph.end_s, 3),
         },
-        "rule": RULE.format(n=view.confirm_s, m=MIN_REQUESTS_PER_S),
+        "rule": RULE.format(n=view.confirm_s, m=MIN_REQUESTS_PER_S, b=MAX_BLOCK_S),
         "segments": segments,
         "steps": [step_entry(s) for s in steps],
         "warnings": warnings,
