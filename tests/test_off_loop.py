@@ -204,3 +204,14 @@ def test_a_step_opening_collects_only_the_young_generations() -> None:
 def _no_frozen_leftovers() -> Any:
     yield
     gc.unfreeze()
+
+
+def test_a_pool_floor_sizes_the_first_step_for_a_later_peak() -> None:
+    """A surge sizes its baseline's pool for the surge's load (pool_floor_load), so the users
+    are spawned before the jump: ten times the load, ten times the busy users."""
+    plain = _controller(LoopPolicy(), Source())
+    floored = _controller(LoopPolicy(), Source())
+    floored.pool_floor_load = 10 * plain.plan.load_at(STEP.multiplier)
+    (users, _), (peak, _) = plain.tick(), floored.tick()
+    # 20/s x 0.1 s busy x headroom 3 = 6 busy users plus the minimum; at 200/s, 60 plus it.
+    assert peak - users == pytest.approx(54, abs=1), (users, peak)

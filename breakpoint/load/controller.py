@@ -131,6 +131,10 @@ class Controller(LoadTestShape):
         self.source = source
         self.shares = dict(shares)
         self.busy_s = dict(busy_s)
+        # Size every step's pool for at least this load (a surge: its peak, so the users are
+        # spawned during the baseline's warm-up, not at the jump, where spawning thousands made
+        # the loop late by 300 ms).
+        self.pool_floor_load = 0.0
         weight_total = sum(pool_weights.values())
         self.pool_fraction = {k: v / weight_total for k, v in pool_weights.items()}
         self.on_step_closed = on_step_closed
@@ -232,7 +236,7 @@ class Controller(LoadTestShape):
         load = self.plan.load_at(planned.multiplier)
         self.active = ActiveStep(index, planned, load, now, now + planned.duration_s)
         if self.plan.model == "open":
-            self._users = max(self._users, self._pool_for(load))
+            self._users = max(self._users, self._pool_for(max(load, self.pool_floor_load)))
         else:
             self._users = int(load)
         self.source.open(index, planned, load, now)

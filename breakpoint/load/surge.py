@@ -78,6 +78,7 @@ class _SurgeRun(_Run):
         for p in self.seg.profiles:
             floor = p.network.timeout_s / POOL_HEADROOM
             self.controller.busy_s[p.name] = max(self.controller.busy_s[p.name], floor)
+        self.controller.pool_floor_load = surge.plan().load_at(surge.to)
         self.phase_at: dict[str, float] = {}
         self.writer.update(kind="surge", surge=surge.to_dict())
 
