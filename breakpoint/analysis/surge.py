@@ -198,6 +198,10 @@ def first_recovered(
     return None
 
 
+def _no_verdict(observed: float, limit: float | None, reason: str, block: int = 1) -> Recovery:
+    return Recovery("no_verdict", None, None, None, observed, limit, reason, block)
+
+
 def recovery(
     bins: Sequence[SecondBin],
     phases: Phases,
@@ -216,16 +220,10 @@ def recovery(
     observed = max(0.0, min(float(len(bins)), phases.end_s) - phases.drop_s)
     limit = backlog_limit(bins, phases)
     if limit is None:
-        return Recovery(
-            "no_verdict", None, None, None, observed, None, "no measured baseline second"
-        )
+        return _no_verdict(observed, None, "no measured baseline second")
     block = block_s(bins, phases, min_requests)
     if block is None:
-        return Recovery(
-            "no_verdict",
-            None,
-            None,
-            None,
+        return _no_verdict(
             observed,
             limit,
             f"fewer than {min_requests} requests in {MAX_BLOCK_S} s at 1X: too sparse to judge "
@@ -239,11 +237,7 @@ def recovery(
     ]
     if not after or 2 * sum(v is not None for v in after) < len(after):
         what = "seconds" if block == 1 else f"{block}-second blocks"
-        return Recovery(
-            "no_verdict",
-            None,
-            None,
-            None,
+        return _no_verdict(
             observed,
             limit,
             f"fewer than half of the {what} after the drop had {min_requests} requests",
