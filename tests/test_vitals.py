@@ -1,14 +1,17 @@
 """The master's view of a distributed run's vital signs (load/vitals.py), and the rules it
 shares with a single process: pool backlog (ArrivalScheduler.backlogged), cool-down
-(criteria.needs_cool_down) and the user-wait flag (health.summarise_health)."""
+(criteria.needs_cool_down), the user-wait flag (health.summarise_health), and the within-step
+trend test (criteria.is_saturated)."""
 
 from __future__ import annotations
 
-from breakpoint.analysis.criteria import needs_cool_down
+from dataclasses import replace
+
+from breakpoint.analysis.criteria import calmest, is_saturated, latency_trend, needs_cool_down
 from breakpoint.load.arrivals import ArrivalScheduler
 from breakpoint.load.health import summarise_health
 from breakpoint.load.vitals import RemoteVitals
-from breakpoint.results import GeneratorHealth, SegmentStep, StepResult
+from breakpoint.results import GeneratorHealth, SegmentStep, Series, StepResult
 
 
 def report(vitals: RemoteVitals, node: str, **data: object) -> None:
@@ -82,7 +85,35 @@ def test_cool_down_when_saturated_or_far_more_in_flight_than_littles_law() -> No
     assert needs_cool_down(step_with(100.0, 50.0, 100.0), in_flight=0)  # completed half
 
 
+def test_cool_down_when_a_queue_grew_all_through_the_step() -> None:
+    """A queue that built all through a step raises its own mean latency, and Little's law with
+    it (80/s x 4 s = 320 in flight) passes 400 in flight; against the run's calmest mean (0.3 s
+    at 1X: 24 expected) it is a queue to drain. A step as calm as that one is not paused."""
+    queued = step_with(80.0, 79.0, 4000.0)
+    assert not needs_cool_down(queued, in_flight=400)
+    calm = calmest({}, step_with(40.0, 40.0, 300.0))
+    assert calm == {"s": 300.0}
+    assert needs_cool_down(queued, in_flight=400, calm_ms=calm)
+    assert not needs_cool_down(step_with(80.0, 80.0, 400.0), in_flight=40, calm_ms=calm)
+    # The reference only falls; a step with too few requests leaves it as it was.
+    assert calmest(calm, step_with(80.0, 79.0, 4000.0)) == calm
+    assert calmest(calm, step_with(1.0, 1.0, 10.0)) == calm
+
+
 def test_one_late_arrival_is_a_pause_not_a_pool_too_small() -> None:
     one = summarise_health([], user_waits_s=[0.2] + [0.0] * 26, arrivals=27)
     two = summarise_health([], user_waits_s=[0.2, 0.3] + [0.0] * 25, arrivals=27)
     assert not one.bound and two.bound
+
+
+def test_the_within_step_trend_test_shares_its_p_value_among_the_segments() -> None:
+    """A per-second mean that rises x1.8 with p = 0.004 fails a lone segment as saturated; among
+    six segments (six chances of a false alarm) the threshold is 0.01 / 6 and it passes."""
+    rising = (47, 46, 47, 108, 117, 117, 139, 89, 145, 164, 190, 132, 156, 97, 164, 102)
+    growth, p = latency_trend(rising)
+    assert growth >= 1.5 and 0.01 / 6 < p < 0.01
+    seg = replace(step_with(40.0, 40.0, 120.0).segments["s"], series=Series(mean_ms=rising))
+    assert is_saturated(seg)[0]
+    assert not is_saturated(seg, segments=6)[0]
+    steady = tuple(100.0 + 10 * i for i in range(16))  # x1.9, p far below 0.01 / 6
+    assert is_saturated(replace(seg, series=Series(mean_ms=steady)), segments=6)[0]

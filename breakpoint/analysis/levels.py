@@ -42,6 +42,7 @@ class _Obs:
     verdict: SegmentVerdict
     age_s: float = math.inf  # time under this load at the middle of the measured window
     received: float = 0.0  # the load the target really got (arrivals in the window), 0: unknown
+    segments: int = 1  # segments judged in the step (the trend test's share of its p-value)
 
     @property
     def rate(self) -> float:
@@ -72,6 +73,7 @@ def _observations(
             generator_bound=step.generator.bound,
             system=system_saturation(step),
             measured_s=step.measured_s,
+            segments=len(step.segments),
         )
         if verdict.passed is None:
             if notes is not None and not step.generator.bound:
@@ -85,7 +87,18 @@ def _observations(
                 )
             continue
         age = step.warmup_s + step.measured_s / 2
-        out.append(_Obs(step.index, step.multiplier, step.load, seg, verdict, age, _received(step)))
+        out.append(
+            _Obs(
+                step.index,
+                step.multiplier,
+                step.load,
+                seg,
+                verdict,
+                age,
+                _received(step),
+                len(step.segments),
+            )
+        )
     return out
 
 
@@ -152,7 +165,7 @@ def _level(group: Sequence[_Obs], slo: Slo) -> Level:
         errors=errors,
         attempts=attempts,
         completion_ratio=_median(ratios),
-        saturated=any(is_saturated(o.seg)[0] for o in group),
+        saturated=any(_saturated(o) for o in group),
         steps=tuple(o.step for o in group),
         age_s=min(o.age_s for o in group),
     )
@@ -227,4 +240,8 @@ def _p95(o: _Obs) -> float:
 
 def _usable(o: _Obs) -> bool:
     """Can this measurement inform the latency curve? Saturated steps are not a steady state."""
-    return o.seg.p95_ms is not None and o.seg.p95_ms > 0 and not is_saturated(o.seg)[0]
+    return o.seg.p95_ms is not None and o.seg.p95_ms > 0 and not _saturated(o)
+
+
+def _saturated(o: _Obs) -> bool:
+    return is_saturated(o.seg, segments=o.segments)[0]

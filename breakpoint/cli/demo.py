@@ -70,7 +70,7 @@ def target(
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A shorter plan (about 80 seconds).")
+@click.option("--quick", is_flag=True, help="A shorter plan (about 100 seconds).")
 @out_option("Reports folder.")
 @click.option(
     "--service-ms",

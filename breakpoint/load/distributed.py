@@ -11,7 +11,7 @@ from typing import Any
 
 import gevent
 
-from breakpoint.analysis.criteria import cool_down_note, needs_cool_down
+from breakpoint.analysis.criteria import calmest, cool_down_note, needs_cool_down
 from breakpoint.load.arrivals import ArrivalScheduler
 from breakpoint.load.recorder import Recorder, stragglers_matter
 from breakpoint.load.vitals import RemoteVitals
@@ -70,6 +70,7 @@ class RemoteSteps:
         self._index: int | None = None
         self._sent_counts: dict[str, dict[str, int]] = {}
         self._cooling: set[int] = set()
+        self.calm_ms: dict[str, float] = {}  # each segment's lowest mean latency so far
         self._ever_had_workers = False
         self.vitals = RemoteVitals()
         # The first worker's report that its scenario keeps raising, and every worker's count.
@@ -146,7 +147,8 @@ class RemoteSteps:
         if index in self._cooling:
             return self._merged_final.get(index)
         merged = self._merge(index, got)
-        if needs_cool_down(merged, self._flying(index)):
+        self.calm_ms = calmest(self.calm_ms, merged)
+        if needs_cool_down(merged, self._flying(index), self.calm_ms):
             # As on one process (LocalSteps.close): the target could not keep up; pause every
             # worker's arrivals until this step's requests drain, then decide on the finals.
             self.stop_arrivals()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import gevent
 
-from breakpoint.analysis.criteria import cool_down_note, needs_cool_down
+from breakpoint.analysis.criteria import calmest, cool_down_note, needs_cool_down
 from breakpoint.load.arrivals import ArrivalScheduler
 from breakpoint.load.recorder import Recorder, stragglers_matter
 from breakpoint.plan.steps import PlannedStep
@@ -49,6 +49,7 @@ class LocalSteps:
         self._awaiting: set[int] = set()  # windows whose verdict waits for their stragglers
         self._provisional: dict[int, StepResult] = {}
         self._finals: dict[int, StepResult] = {}
+        self.calm_ms: dict[str, float] = {}  # each segment's lowest mean latency so far
 
     def open(self, index: int, planned: PlannedStep, load: float, now: float) -> None:
         collect_garbage_now(everything=index == 0)
@@ -66,7 +67,8 @@ class LocalSteps:
         self._provisional[index] = provisional
         if self.continuous:
             return
-        if needs_cool_down(provisional, self.recorder.in_flight(index)):
+        self.calm_ms = calmest(self.calm_ms, provisional)
+        if needs_cool_down(provisional, self.recorder.in_flight(index), self.calm_ms):
             # The target could not keep up: its queue would spill into the next step and make
             # it look worse than it is. Pause arrivals until this step's requests have drained
             # (then the decision uses the final measurements too).
