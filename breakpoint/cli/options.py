@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -238,6 +238,14 @@ plan_options = options(
 _PLAN_OPTION = {"max_multiplier": "--max-multiplier", "hard_cap_multiplier": "--hard-cap"}
 
 
+def as_usage_error(exc: ConfigError, names: Mapping[str, str]) -> UsageError:
+    """A plan's ConfigError as a usage error naming the option the user typed, not the field
+    (`names`: field -> option; otherwise the field's name as an option)."""
+    field = exc.field or ""
+    option = names.get(field, "--" + field.replace("_", "-"))
+    return UsageError(f"{option}: {str(exc).split(': ', 2)[-1]}")
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     """The options of `plan_options`, as typed."""
@@ -284,15 +292,11 @@ class PlanOptions:
                 max_hold_s=self.max_hold_s,
             )
         except ConfigError as exc:
-            # Name the option the user typed, not the plan's field.
-            field = exc.field or ""
             names = {
                 **_PLAN_OPTION,
                 "baseline": f"--baseline-{'rps' if model == 'open' else 'users'}",
             }
-            option = names.get(field, "--" + field.replace("_", "-"))
-            message = str(exc).split(": ", 2)[-1]
-            raise UsageError(f"{option}: {message}") from None
+            raise as_usage_error(exc, names) from None
 
     def profiles(
         self, *, emulation: bool = True, product_wide: Sequence[Objective] = ()

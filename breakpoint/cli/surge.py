@@ -14,6 +14,7 @@ import click
 
 from breakpoint.cli.options import (
     ProfileOptions,
+    as_usage_error,
     echo,
     emulation_option,
     gathered,
@@ -73,10 +74,7 @@ class SurgeOptions:
                 seed=self.seed,
             )
         except ConfigError as exc:
-            field = exc.field or ""
-            option = _OPTION.get(field, "--" + field.replace("_", "-"))
-            message = str(exc).split(": ", 2)[-1]
-            raise UsageError(f"{option}: {message}") from None
+            raise as_usage_error(exc, _OPTION) from None
 
 
 @click.command()
