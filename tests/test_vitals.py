@@ -117,3 +117,19 @@ def test_the_within_step_trend_test_shares_its_p_value_among_the_segments() -> N
     assert not is_saturated(seg, segments=6)[0]
     steady = tuple(100.0 + 10 * i for i in range(16))  # x1.9, p far below 0.01 / 6
     assert is_saturated(replace(seg, series=Series(mean_ms=steady)), segments=6)[0]
+
+
+def test_scheduler_asks_for_users_before_arrivals_wait() -> None:
+    scheduler = ArrivalScheduler({"a": 0.5, "b": 0.5}, seed=1)
+    scheduler.set_rates({"a": 100.0, "b": 2.0}, step=0)
+    scheduler.idle.update(a=60, b=2)
+    assert not scheduler.short_of_users()  # 60 idle >= 100 x 0.5; 2 idle >= max(2, 1)
+    scheduler.idle["a"] = 49
+    assert scheduler.short_of_users()  # fewer idle users than half a second of a's arrivals
+    assert not scheduler.backlogged()  # nobody waits yet
+    scheduler.idle["a"] = 60
+    scheduler.idle["b"] = 1
+    assert scheduler.short_of_users()
+    scheduler.set_rates({"a": 0.0, "b": 0.0}, step=1)
+    assert not scheduler.short_of_users()  # no arrivals: no reserve needed
+    scheduler.stop()

@@ -26,6 +26,10 @@ class Ticket:
     issued_mono: float = 0.0  # when the scheduler queued it (monotonic)
 
 
+# Idle users kept in reserve per segment, in seconds of its arrivals (see short_of_users).
+IDLE_RESERVE_S = 0.5
+
+
 class ArrivalScheduler:
     """Draws Poisson arrivals at the current rate and queues them per segment."""
 
@@ -52,6 +56,8 @@ class ArrivalScheduler:
         # (when, how late) of each arrival; drained by the health sampler once per second
         self.schedule_lag_s: list[tuple[float, float]] = []
         self.issued: dict[str, int] = dict.fromkeys(self._names, 0)
+        # Users of each segment waiting for their next ticket (users.py counts them).
+        self.idle: dict[str, int] = dict.fromkeys(self._names, 0)
 
     def reseed(self, seed: int) -> None:
         """Start a different random stream (each distributed worker draws its own)."""
@@ -97,6 +103,18 @@ class ArrivalScheduler:
         segment's arrivals (and more than 5) wait. The pool should grow (Controller), on one
         process or on each worker of a distributed run alike."""
         return any(self.backlog(name) > max(5.0, rate * 0.5) for name, rate in self.rates().items())
+
+    def short_of_users(self) -> bool:
+        """The pool should grow now: arrivals are backlogged, or a segment has fewer idle users
+        than IDLE_RESERVE_S of its arrivals (and 2). The controller looks once a second; growing
+        only once arrivals queue lets them wait up to that second, and an arrival that waits
+        over 50 ms for a user marks the step generator-bound (load/health.py)."""
+        if self.backlogged():
+            return True
+        return any(
+            rate > 0 and self.idle[name] < max(2.0, rate * IDLE_RESERVE_S)
+            for name, rate in self.rates().items()
+        )
 
     def drop_backlog(self) -> dict[str, int]:
         """Empty the queues (at the end of the run); returns how many tickets were left."""

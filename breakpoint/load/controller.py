@@ -46,7 +46,8 @@ class StepSource(Protocol):
         ...
 
     def backlogged(self, load: float) -> bool:
-        """Arrivals are waiting for free users (the open-model pool is too small)."""
+        """The open-model pool should grow: arrivals wait for free users, or the idle users
+        are running out (checked once a second, while a step runs)."""
         ...
 
     def stop_arrivals(self) -> None: ...

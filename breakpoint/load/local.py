@@ -92,7 +92,7 @@ class LocalSteps:
         waiting = self.scheduler.backlogged()
         if waiting and self.user_count() >= self.max_users:
             self.recorder.pool_capped()
-        return waiting
+        return waiting or self.scheduler.short_of_users()
 
     def stop_arrivals(self) -> None:
         if self.scheduler is not None:

@@ -204,8 +204,12 @@ def _wrap(
 
     def _take_ticket(self: Any) -> float:
         """Block until this segment's next arrival; return 0 so the task runs at once."""
-        assert queue is not None
-        ticket: Ticket = queue.get()
+        assert queue is not None and scheduler is not None
+        scheduler.idle[segment] += 1
+        try:
+            ticket: Ticket = queue.get()
+        finally:
+            scheduler.idle[segment] -= 1
         now = time.monotonic()
         # Latency is timed from the intended start (coordinated omission); the time the ticket
         # sat in the queue with no free user is a generator fault and is reported as such.
