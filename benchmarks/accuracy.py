@@ -930,7 +930,9 @@ def _counts(mine: Sequence[Outcome]) -> str:
     n = len(mine)
     within = sum(o.error is not None and abs(o.error) <= RESOLUTION for o in mine)
     covers = sum(o.covers for o in mine)
-    return f"within 5% {within}/{n}, interval covers {covers}/{n}"
+    widths = [(o.high - o.low) / o.truth for o in mine if o.low is not None and o.high is not None]
+    width = f", median width {statistics.median(widths):.1%} of the truth" if widths else ""
+    return f"within 5% {within}/{n}, interval covers {covers}/{n}{width}"
 
 
 def case_lines(outcomes: Sequence[Outcome]) -> list[str]:

@@ -3,6 +3,7 @@
 See docs/design.md#interval-coverage.
 
 Run: `python benchmarks/coverage.py [--runs N] [--cases mm8,md8] [--hold-s S] [--no-readme]`
+(`--calibrate`: only the window-noise table behind analysis/level_boot.py's prior)
 (default 200 runs of every case; a few minutes per case on one core). Each run is the real
 search (analysis/search.py) against a queue simulated request by request (sim/queuesim.py:
 Poisson arrivals, FCFS servers, the queue carried from step to step, warm-ups run, the drain
@@ -23,16 +24,17 @@ from pathlib import Path
 
 from _readme import write_section
 
+from breakpoint.analysis.level_boot import relaxation_s
 from breakpoint.sim.coverage import CASES, Coverage, coverage
+from breakpoint.sim.queuesim import Queue, QueueTarget
 
 README = Path(__file__).with_name("README.md")
 HEADING = "## coverage.py"
 
 
 def _method(method: str) -> str:
-    return (
-        method.split(" (", maxsplit=1)[0].split(",", maxsplit=1)[0].split(" over ", maxsplit=1)[0]
-    )
+    head = method.split(" (", maxsplit=1)[0].split(",", maxsplit=1)[0]
+    return head.split(" over ", maxsplit=1)[0]
 
 
 def _row(cov: Coverage) -> str:
@@ -46,6 +48,29 @@ def _row(cov: Coverage) -> str:
     )
 
 
+def calibrate(windows: int = 60, window_s: float = 20.0) -> None:
+    """The spread of log p95 between consecutive windows of a queue in steady state, against
+    sqrt(relaxation time / window): the K that analysis/level_boot.py's prior is taken from."""
+    import numpy as np
+
+    print("| queue | rho | sd of log p95 | sqrt(tau / window) | K |\n|---|---:|---:|---:|---:|")
+    for c, service_ms, deterministic in ((8, 20.0, False), (2, 20.0, False), (16, 40.0, False),
+                                         (8, 20.0, True)):  # fmt: skip
+        capacity = c / (service_ms / 1000.0)
+        for rho in (0.8, 0.9, 0.95, 0.97):
+            rate = rho * capacity
+            target = QueueTarget(Queue(c, service_ms, deterministic), 1.0, 11)
+            target._serve(rate, 60.0)  # from empty to steady state
+            logs = [
+                np.log(np.quantile(target._serve(rate, window_s)[1], 0.95)) for _ in range(windows)
+            ]
+            sd = float(np.std(logs, ddof=1))
+            scale = (relaxation_s(rate, capacity) / window_s) ** 0.5
+            kind = "D" if deterministic else "M"
+            queue = f"M/{kind}/{c}, {service_ms:g} ms"
+            print(f"| {queue} | {rho} | {sd:.3f} | {scale:.3f} | {sd / scale:.2f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
@@ -53,7 +78,11 @@ def main() -> int:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--hold-s", type=float, default=20.0)
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--calibrate", action="store_true", help="only the window-noise table")
     args = parser.parse_args()
+    if args.calibrate:
+        calibrate()
+        return 0
     keys = [k for k in args.cases.split(",") if k]
     unknown = [k for k in keys if k not in CASES]
     if unknown:

@@ -161,7 +161,9 @@ def test_bracketed_erlang_break_is_within_5_percent_and_covered() -> None:
     assert b.multiplier == pytest.approx(truth(), rel=0.05)
     assert b.low is not None and b.high is not None
     assert b.low <= truth() <= b.high
-    assert 9.6 <= b.low <= b.multiplier <= b.high <= 9.8
+    # A bracket end is a noisy verdict near the capacity (level_boot.py): the interval may leave
+    # the bracket, but not the measured levels around it.
+    assert 9.0 <= b.low <= b.multiplier <= b.high <= 10.0
 
 
 def test_ramp_only_erlang_break_is_within_5_percent() -> None:
@@ -256,11 +258,12 @@ def test_a_pass_measured_before_the_queue_settled_is_flagged_and_widened() -> No
     assert b.multiplier == pytest.approx(truth(), rel=0.05)
     assert b.low is not None and b.high is not None
     assert b.low <= truth() <= b.high
-    # The same pass held 5 s + 20 s (15 s at mid-window) is steady: no warning, no widening.
+    # The same pass held 5 s + 20 s (15 s at mid-window) is steady: no warning, and the interval
+    # starts above the unsteady one's (which the settled level below, 9X, bounds).
     steady = analyse(erlang_run(REFINED), [profile("s0")], OPEN, boot=100)
     assert "not_steady" not in kinds(steady)
     assert steady.segments["s0"].breaking.low is not None
-    assert steady.segments["s0"].breaking.low >= 9.6
+    assert steady.segments["s0"].breaking.low > b.low
 
 
 def test_relaxation_time() -> None:

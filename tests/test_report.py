@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from breakpoint.load.writer import RunWriter
+from breakpoint.output.digest import INTERVAL_MEANING
 from breakpoint.output.publish import MARKDOWN_FILE, REPORT_FILE, SUMMARY_FILE, publish
 from breakpoint.runs.store import load_run, write_json
 from breakpoint.sim.runbuilder import RunSpec, build_run
@@ -282,6 +283,9 @@ def test_hostile_strings_are_escaped_in_html_and_plain_in_text_outputs(
     assert HOSTILE_LABEL not in markdown and "<script" not in markdown.lower()
     assert "&lt;script&gt;alert('label')&lt;/script&gt;" in markdown
     assert "<html" not in markdown and "<table" not in markdown and "<svg" not in markdown
+    # Both say in one sentence what a 95% interval claims.
+    assert INTERVAL_MEANING in markdown
+    assert INTERVAL_MEANING in unescape(_html(big_run))
 
     # summary.json round-trips: parsed and written again, byte for byte the same file.
     path = big_run / SUMMARY_FILE

@@ -61,24 +61,36 @@ def _trend(mean_ms: tuple[float | None, ...]) -> tuple[float, float]:
 
 
 def throughput_shortfall(
-    offered_rps: float, completed_rps: float, measured_s: float, mean_ms: float | None
+    offered_rps: float,
+    completed_rps: float,
+    measured_s: float,
+    mean_ms: float | None,
+    warmup_s: float | None = None,
 ) -> tuple[bool, str]:
     """Completed clearly below offered: below 0.97 *and* beyond arrival noise.
 
     Completions inside a window answer arrivals one latency earlier: when iterations last
     longer than a third of the window, the ratio mostly measures the ramp, not the target, and
-    the test does not apply. The shortfall must also exceed 3 standard deviations of Poisson
-    arrival counts, so a short window with a handful of arrivals cannot fail by chance.
+    the test does not apply. Given the warm-up, the lag is allowed for instead: arrivals before
+    the warm-up (at most mean latency - warm-up of the window) may have come at any lower rate,
+    so the completions expected are at least the rest of the window's. The shortfall must also
+    exceed 3 standard deviations of Poisson arrival counts, so a short window with a handful of
+    arrivals cannot fail by chance.
     """
     if offered_rps <= 0 or measured_s <= 0:
         return False, ""
-    if mean_ms is not None and mean_ms / 1000.0 > measured_s / 3:
+    floor = 1.0
+    if mean_ms is not None and warmup_s is not None:
+        floor = 1.0 - max(0.0, mean_ms / 1000.0 - warmup_s) / measured_s
+        if floor < 0.5:
+            return False, ""
+    elif mean_ms is not None and mean_ms / 1000.0 > measured_s / 3:
         return False, ""
     ratio = completed_rps / offered_rps
-    offered = offered_rps * measured_s
+    offered = offered_rps * measured_s * floor
     shortfall = offered - completed_rps * measured_s
-    if ratio < SATURATION_RATIO and shortfall > 3 * math.sqrt(offered):
-        return True, f"completed/offered {ratio:.2f} < {SATURATION_RATIO}"
+    if ratio < SATURATION_RATIO * floor and shortfall > 3 * math.sqrt(offered):
+        return True, f"completed/offered {ratio:.2f} < {SATURATION_RATIO * floor:.2f}"
     return False, ""
 
 

@@ -68,6 +68,7 @@ class Level:
     saturated: bool  # any repeat saturated: its latency is not a steady state
     steps: tuple[int, ...]
     age_s: float = math.inf  # shortest time under load at a repeat's mid-window (warm-up + hold/2)
+    overloaded: bool = False  # a repeat completed clearly less than offered (past the capacity)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from breakpoint.analysis.criteria import SegmentVerdict, is_saturated, judge, system_saturation
+from breakpoint.analysis.criteria import (
+    SegmentVerdict,
+    is_saturated,
+    judge,
+    system_saturation,
+    throughput_shortfall,
+)
 from breakpoint.analysis.findings import Level, QualityWarning
 from breakpoint.histograms import merge_encoded, percentiles_ms
 from breakpoint.plan.profiles import Slo
@@ -43,6 +49,7 @@ class _Obs:
     age_s: float = math.inf  # time under this load at the middle of the measured window
     received: float = 0.0  # the load the target really got (arrivals in the window), 0: unknown
     segments: int = 1  # segments judged in the step (the trend test's share of its p-value)
+    overloaded: bool = False  # completed clearly less than offered (the throughput test)
 
     @property
     def rate(self) -> float:
@@ -97,6 +104,7 @@ def _observations(
                 age,
                 _received(step),
                 len(step.segments),
+                _overloaded(step, seg),
             )
         )
     return out
@@ -166,6 +174,7 @@ def _level(group: Sequence[_Obs], slo: Slo) -> Level:
         attempts=attempts,
         completion_ratio=_median(ratios),
         saturated=any(_saturated(o) for o in group),
+        overloaded=any(o.overloaded for o in group),
         steps=tuple(o.step for o in group),
         age_s=min(o.age_s for o in group),
     )
@@ -241,6 +250,17 @@ def _p95(o: _Obs) -> float:
 def _usable(o: _Obs) -> bool:
     """Can this measurement inform the latency curve? Saturated steps are not a steady state."""
     return o.seg.p95_ms is not None and o.seg.p95_ms > 0 and not _saturated(o)
+
+
+def _overloaded(step: StepResult, seg: SegmentStep) -> bool:
+    """The target completed clearly less than was offered, for the step or the segment: the
+    level is past the capacity, so no rerun could pass it on latency either."""
+    if system_saturation(step)[0]:
+        return True
+    shortfall = throughput_shortfall(
+        seg.offered_rps, seg.completed_rps, step.measured_s, seg.mean_ms, step.warmup_s
+    )
+    return shortfall[0]
 
 
 def _saturated(o: _Obs) -> bool:

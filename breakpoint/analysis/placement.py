@@ -22,7 +22,8 @@ from breakpoint.analysis.findings import (
     _SegmentFit,
 )
 from breakpoint.analysis.fit_errors import _fit_errors
-from breakpoint.analysis.levels import _Noise, _Obs
+from breakpoint.analysis.level_boot import LevelNoise, level_boot, relaxation_s, relaxed_noise
+from breakpoint.analysis.levels import MIN_DF, _Noise, _Obs
 from breakpoint.plan.profiles import Slo
 from breakpoint.plan.steps import Plan, same_level
 
@@ -34,6 +35,8 @@ LOCAL_AGREEMENT_LOG = 0.15
 SETTLE_RELAXATIONS = 2.0
 # The error-rate fit uses every step within this factor below and above the bracket.
 ERROR_WINDOW = 1.25
+# Without a measured level above the first fail, the levels' bootstrap may reach this far above.
+NO_LEVEL_ABOVE = 0.1
 
 
 @dataclass(frozen=True)
@@ -146,18 +149,6 @@ def _reach(levels: Sequence[Level], m0: float, m1: float) -> tuple[float, float]
     return (max(below) if below else m0), (min(above) if above else m1 + (m1 - m0))
 
 
-def relaxation_s(load: float, capacity: float) -> float:
-    """Time a queue needs to settle at arrival rate `load` below `capacity` (inf at or above).
-
-    The heavy-traffic relaxation time of a single queue served at rate L, 1 / (L (1 - sqrt(rho))^2)
-    (Morse; an M/M/c queue near saturation behaves like one server of rate c mu): about 6 s at
-    rho = 0.96 and 400 req/s, 0.2 s at rho = 0.8.
-    """
-    if capacity <= 0 or load >= capacity:
-        return math.inf
-    return 1.0 / (capacity * (1 - math.sqrt(load / capacity)) ** 2)
-
-
 def _unsteady_pass(
     passing: Level, sfit: _SegmentFit, baseline: float, ceiling: float
 ) -> tuple[bool, float]:
@@ -172,6 +163,45 @@ def _unsteady_pass(
         return False, 0.0
     tau = relaxation_s(passing.multiplier * baseline, float(min(caps)))
     return passing.age_s < SETTLE_RELAXATIONS * tau, tau
+
+
+def _capacity(ctx: SegmentContext, levels: Sequence[Level]) -> float:
+    """The load the target saturates at, for the noise's scaling: the lowest of the open fit's L,
+    the throughput it completed while overloaded (as _unsteady_pass) and the first failing
+    level, but above every level that held without saturating. Erring low errs wide: a fitted L
+    4% too high halves the noise the levels just below the break are given."""
+    fitted = ctx.sfit.summary.params.get("L") if ctx.sfit.summary.ok else None
+    fails = [lv.load for lv in levels if not lv.passed]
+    seen = [c for c in (fitted, ctx.ceiling, min(fails) if fails else None) if c]
+    held = [lv.load for lv in levels if lv.passed and not lv.saturated]
+    cap = min(seen) if seen else 0.0
+    return max(cap, 1.02 * max(held)) if held else cap
+
+
+def _redrawn(
+    ctx: SegmentContext, levels: Sequence[Level], below: float, above: float, m1: float
+) -> tuple[float | None, float | None]:
+    """The 95% interval of the levels' bootstrap (level_boot.py). Without a measured level
+    above the first fail, a replicate where it passes reaches the next ramp step's distance
+    (a tenth) above it at least: the bracket's width alone may be far narrower."""
+    if ctx.boot <= 0:
+        return None, None  # the search's point estimates: no interval
+    higher = any(lv.multiplier > m1 and not same_level(lv.multiplier, m1) for lv in levels)
+    reach = (below, above if higher else max(above, (1 + NO_LEVEL_ABOVE) * m1))
+    again = level_boot(levels, ctx.slo.p95_ms, _level_noise(ctx, levels), ctx.rng, ctx.boot, reach)
+    return _percentiles(again) if len(again) else (None, None)
+
+
+def _level_noise(ctx: SegmentContext, levels: Sequence[Level]) -> LevelNoise:
+    """Each level's window noise (level_boot.relaxed_noise: an arrival rate against a capacity,
+    so the open model only), else the repeat noise as the fits use it."""
+    relaxed = None
+    if ctx.plan.model == "open":
+        relaxed = relaxed_noise(levels, ctx.obs, _capacity(ctx, levels), ctx.plan.hold_s)
+    if relaxed is not None:
+        return relaxed
+    sigma = np.array([ctx.noise.sigma(ctx.name, lv.multiplier) for lv in levels])
+    return LevelNoise(sigma, max(ctx.noise.df, MIN_DF))
 
 
 def _bracketed(
@@ -222,7 +252,12 @@ def _bracketed(
         method = f"interpolation of completed/offered ({span})"
         if est is None:
             est, method = math.sqrt(m0 * m1), f"middle of the bracket ({span})"
-        return Break(_clip(est, m0, m1), m0, m1, "bracketed", "saturation", method), None
+        # Saturation is judged within one window: a busy spell can fail a level below the
+        # capacity, and a rerun pass it. The levels' bootstrap redraws it with the p95s.
+        lo_again, hi_again = _redrawn(ctx, levels, below, above, m1)
+        low = min(m0, lo_again) if lo_again is not None else m0
+        high = max(m1, hi_again) if hi_again is not None else m1
+        return Break(_clip(est, m0, m1), low, high, "bracketed", "saturation", method), None
     unsteady, tau = _unsteady_pass(passing, sfit, baseline, ceiling)
     if unsteady:
         # A pass measured before the queue could fill is no evidence that the level holds: the
@@ -259,6 +294,11 @@ def _bracketed(
         below, above = _reach(levels, m0, m1)
     interp = _log_interp(m0, passing.p95_median_ms, m1, fail.p95_median_ms, slo.p95_ms)
     fit_est = sfit.estimate
+    # Every placement below also covers the levels' own bootstrap (level_boot.py): the verdicts
+    # redrawn within the repeat noise, the break placed again. A pass set aside as a transient
+    # is not redrawn.
+    redrawn = [lv for lv in levels if not m0 < lv.multiplier < m1 or same_level(lv.multiplier, m0)]
+    lo_again, hi_again = _redrawn(ctx, redrawn, below, above, m1)
     usable_fit = (
         fit_est is not None
         and not unsteady  # the transient pass pulled the fit: the measurements decide
@@ -272,6 +312,7 @@ def _bracketed(
         # The bootstrap only knows the noise, not whether the curve's form is right: the
         # interpolation is a second opinion on where the crossing is, so cover it too.
         second = [fit_est] if interp is None else [fit_est, interp]
+        second += [x for x in (lo_again, hi_again) if x is not None]
         return Break(
             fit_est,
             min(low, *second),
@@ -310,4 +351,6 @@ def _bracketed(
         high = high_i if high_i is not None else m1
         if fit_est is not None and m0 <= fit_est <= m1:
             low, high = min(low, fit_est), max(high, fit_est)  # the fit's second opinion
+    low = min(low, lo_again) if lo_again is not None else low
+    high = max(high, hi_again) if hi_again is not None else high
     return Break(est, min(low, est), max(high, est), "bracketed", "latency", method), interp

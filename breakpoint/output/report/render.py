@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from breakpoint.analysis.criteria import MIN_REQUESTS
 from breakpoint.analysis.findings import Analysis, SegmentAnalysis
-from breakpoint.output.digest import INTERVAL_CAVEAT, span
+from breakpoint.output.digest import INTERVAL_MEANING, span
 from breakpoint.output.report import plots
 from breakpoint.output.signals_view import scrape_line, signal_lines
 from breakpoint.output.signals_view import table as signals_table
@@ -288,7 +288,6 @@ def render_html(
         "others_range": (min(others), max(others)) if others else None,
         "not_reached": sum(1 for s in ordered if s.breaking.label == "not_reached"),
         "max_multiplier": max_multiplier,
-        "interval_caveat": INTERVAL_CAVEAT,
         "roadmap": summary.get("roadmap"),
         "roadmap_rows": _roadmap_rows(summary.get("roadmap")),
         "min_requests": MIN_REQUESTS,
@@ -330,5 +329,6 @@ def render_html(
             for seg in summary.get("segments", [])
             if isinstance(seg.get("why"), dict)
         },
+        "interval_meaning": INTERVAL_MEANING,
     }
     return _ENV.get_template("report.html.j2").render(**context)
