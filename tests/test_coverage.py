@@ -4,6 +4,7 @@ seeded version of the coverage study (benchmarks/coverage.py) on a simulated M/M
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -64,6 +65,21 @@ def test_window_noise_grows_toward_the_capacity_and_pools_a_levels_own_repeats()
     assert noisy is not None and noisy.df == 5.0
     assert noisy.sigma[2] > 1.5 * prior.sigma[2] and noisy.sigma[3] > prior.sigma[3]
     assert relaxed_noise(levels, pairs, capacity=0.0, window_s=20.0) is None
+
+
+def test_a_segment_whose_time_is_mostly_its_network_is_given_less_window_noise() -> None:
+    # A 3G request spends 80% of its time on its emulated network, the same in every window:
+    # only the server's fifth moves with the queue, so log p95 moves a fifth as much.
+    levels = [level(m, 1200.0) for m in (1.0, 8.0, 9.0)]
+    plain = [obs(m, 1200.0, i) for i, m in enumerate((1.0, 8.0, 9.0))]
+    slow = []
+    for o in plain:
+        seg = replace(o.seg, parts_ms={"network": 960.0, "server": 240.0, "device": 0.0})
+        slow.append(replace(o, seg=seg))
+    full = relaxed_noise(levels, plain, capacity=400.0, window_s=20.0)
+    diluted = relaxed_noise(levels, slow, capacity=400.0, window_s=20.0)
+    assert full is not None and diluted is not None
+    assert np.allclose(diluted.sigma, np.maximum(full.sigma * 0.2, 0.01))
 
 
 def test_a_pass_by_a_hair_lets_the_interval_reach_beyond_the_bracket() -> None:

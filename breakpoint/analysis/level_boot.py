@@ -70,27 +70,56 @@ def relaxed_noise(
     """
     if capacity <= 0:
         return None
+    usable = [o for o in obs if _usable(o)]
+
+    def factor(load: float) -> float:
+        return _scale(load, capacity, window_s) * _server_share(usable, load)
+
     own: list[tuple[float, float, int]] = []  # (load, deviation, degrees of freedom)
     weighted = PRIOR_DF * K_PRIOR**2
-    for group in _group([o for o in obs if _usable(o)]):
+    for group in _group(usable):
         if len(group) < 2 or group[0].load >= capacity:
             continue  # at or past the capacity a window is a transient: no steady spread
         logs = np.log([_p95(o) for o in group])
         dev = float(np.sum((logs - logs.mean()) ** 2))
-        weighted += dev / _scale(group[0].load, capacity, window_s) ** 2
+        weighted += dev / factor(group[0].load) ** 2
         own.append((group[0].load, dev, len(group) - 1))
     df = sum(d for _, _, d in own)
     k2 = weighted / (PRIOR_DF + df)
 
     def variance(load: float) -> float:
-        prior = k2 * _scale(load, capacity, window_s) ** 2
-        mine = [(dev, d) for at, dev, d in own if abs(at - load) <= 1e-6 * max(load, 1.0)]
+        prior = k2 * factor(load) ** 2
+        mine = [(dev, d) for at, dev, d in own if _same_load(at, load)]
         if not mine:
             return prior
         return (PRIOR_DF * prior + mine[0][0]) / (PRIOR_DF + mine[0][1])
 
     sigma = np.array([max(math.sqrt(variance(lv.load)), MIN_SIGMA_LOG) for lv in levels])
     return LevelNoise(sigma, float(PRIOR_DF + df))
+
+
+def _same_load(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-6 * max(b, 1.0)
+
+
+# A share below this is not trusted to shrink the noise further (the means behind it are rough).
+MIN_SERVER_SHARE = 0.1
+
+
+def _server_share(obs: Sequence[_Obs], load: float) -> float:
+    """The share of the segment's mean request time spent at the server at this load (1 when the
+    parts are unknown). The queue's state is what varies from window to window; an emulated
+    network's time (a 3G download) is the same in every window, so it dilutes the spread of log
+    p95 in proportion: a 3G request that is 80% network moves a fifth as much."""
+    shares = []
+    for o in obs:
+        parts = o.seg.parts_ms
+        total = sum(parts.values())
+        if _same_load(o.load, load) and total > 0 and "server" in parts:
+            shares.append(parts["server"] / total)
+    if not shares:
+        return 1.0
+    return min(1.0, max(MIN_SERVER_SHARE, float(np.mean(shares))))
 
 
 def _other_fails(levels: Sequence[Level], rng: np.random.Generator, boot: int) -> np.ndarray:

@@ -66,7 +66,9 @@ def demo_plan(*, quick: bool, seed: int = 1) -> Plan:
         max_multiplier=10.0,
         warmup_s=2.0,
         hold_s=6.0,
-        refine_levels=2,
+        # Every segment breaks between 1X and 2X: four levels there let the slowest segment's
+        # bracket close below the others' (with two, five of six segments shared [1.3X, 2X]).
+        refine_levels=4,
         refine_repeats=2,
         seed=seed,
     )
