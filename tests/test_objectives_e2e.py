@@ -11,10 +11,9 @@ objective at a lower multiplier than desktop-broadband (1.30X vs 1.69X, 1.22X vs
 support it.
 
 Not asserted: that the intervals are apart, or that 3G is named first. In --quick the breaks
-between measured levels are placed by a model and their intervals are too narrow
-(docs/design.md#labels-and-intervals): one run put android-slow4g first at 1.45X [1.39-1.51] while
-its measured bracket was [1.77X, 2X], and 3G's interval ran [1.07X, 2X] beside desktop's
-[1.48X, 1.60X]. Issue 16 stays open on that.
+between measured levels are placed between two refinement levels, and the intervals, which now
+cover (docs/design.md#interval-coverage), overlap unless a level was measured where 3G fails
+and the others hold (docs/design.md#demo). Issue 16 stays open on that.
 """
 
 from __future__ import annotations
