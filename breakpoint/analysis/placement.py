@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,6 +37,9 @@ SETTLE_RELAXATIONS = 2.0
 ERROR_WINDOW = 1.25
 # Without a measured level above the first fail, the levels' bootstrap may reach this far above.
 NO_LEVEL_ABOVE = 0.1
+# A failing level offered this much above the ceiling (the most the target completed in one
+# saturated window) is past the capacity: the levels' bootstrap never passes it.
+PAST_CEILING = 1.1
 
 
 @dataclass(frozen=True)
@@ -186,10 +189,20 @@ def _redrawn(
     (a tenth) above it at least: the bracket's width alone may be far narrower."""
     if ctx.boot <= 0:
         return None, None  # the search's point estimates: no interval
+    levels = [_past_ceiling(ctx, lv) for lv in levels]
     higher = any(lv.multiplier > m1 and not same_level(lv.multiplier, m1) for lv in levels)
     reach = (below, above if higher else max(above, (1 + NO_LEVEL_ABOVE) * m1))
     again = level_boot(levels, ctx.slo.p95_ms, _level_noise(ctx, levels), ctx.rng, ctx.boot, reach)
     return _percentiles(again) if len(again) else (None, None)
+
+
+def _past_ceiling(ctx: SegmentContext, lv: Level) -> Level:
+    """A failing level offered clearly more than the target ever completed while saturated is
+    past the capacity, as one that fell short itself (levels.py): the ceiling, the most of one
+    window, errs high, so PAST_CEILING above it the level is overloaded."""
+    if not lv.passed and ctx.ceiling > 0 and lv.load > PAST_CEILING * ctx.ceiling:
+        return replace(lv, overloaded=True)
+    return lv
 
 
 def _level_noise(ctx: SegmentContext, levels: Sequence[Level]) -> LevelNoise:
