@@ -102,6 +102,7 @@ def analyse_slos(
             )
         )
     ceiling = 0.0  # what the target completed while overloaded: its capacity as measured
+    completed_by_step: dict[int, float] = {}  # ... and in every trusted window (open model)
     if plan.model == "open":
         trusted = [step for step in steps if not step.generator.bound]
 
@@ -111,7 +112,8 @@ def analyse_slos(
         ceiling = max(
             (completed(step) for step in trusted if system_saturation(step)[0]), default=0.0
         )
-        demonstrated = max((completed(step) for step in trusted), default=0.0)
+        completed_by_step = {step.index: completed(step) for step in trusted}
+        demonstrated = max(completed_by_step.values(), default=0.0)
         open_fit = _fit_open(obs, noise, plan.baseline, demonstrated, rng, boot, notes)
         fits = {
             name: _segment_fit_open(open_fit, name, slo, plan.baseline)
@@ -139,7 +141,18 @@ def analyse_slos(
                 )
                 break
         ctx = SegmentContext(
-            name, slo, lv, obs[name], fits[name], noise, plan, ceiling, rng, boot, notes
+            name,
+            slo,
+            lv,
+            obs[name],
+            fits[name],
+            noise,
+            plan,
+            ceiling,
+            rng,
+            boot,
+            notes,
+            completed_by_step,
         )
         brk, interp = _estimate_break(ctx)
         last_pass, first_fail = bracket(lv)

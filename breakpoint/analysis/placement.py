@@ -8,8 +8,8 @@ See docs/design.md#placement and docs/design.md#labels-and-intervals.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -60,6 +60,9 @@ class SegmentContext:
     rng: np.random.Generator
     boot: int
     notes: list[QualityWarning]
+    # What the target completed in each trusted window (open model; step index -> req/s): the
+    # capacity it showed, which a pass above the overload ceiling may raise (_unsteady_pass).
+    completed: Mapping[int, float] = field(default_factory=dict)
 
 
 def _log_interp(
@@ -153,15 +156,26 @@ def _reach(levels: Sequence[Level], m0: float, m1: float) -> tuple[float, float]
 
 
 def _unsteady_pass(
-    passing: Level, sfit: _SegmentFit, baseline: float, ceiling: float
+    passing: Level,
+    sfit: _SegmentFit,
+    baseline: float,
+    ceiling: float,
+    completed: Mapping[int, float] | None = None,
 ) -> tuple[bool, float]:
     """Was the passing end measured before the queue could settle? (and its relaxation time)
 
     The capacity is the lower of the fitted L and the ceiling: the throughput the target
     completed while overloaded. A transient pass drags the fitted L up (L must exceed every
-    level that passed), the ceiling is what the target really did.
+    level that passed), the ceiling is what the target really did. But never below what it
+    completed in any other window: a target whose throughput falls under overload (sync workers
+    held by slow readers, timeouts, a shared CPU) completes less while overloaded than at a
+    level below, where the ceiling alone would call steady levels transients. A pass's own
+    window does not count: its completions cannot show a capacity above its own load.
     """
     caps = [c for c in (sfit.summary.params.get("L") if sfit.summary.ok else None, ceiling) if c]
+    others = [c for i, c in (completed or {}).items() if i not in passing.steps]
+    if caps and others:
+        caps = [max(min(caps), max(others))]
     if not caps or not math.isfinite(passing.age_s):
         return False, 0.0
     tau = relaxation_s(passing.multiplier * baseline, float(min(caps)))
@@ -271,7 +285,7 @@ def _bracketed(
         low = min(m0, lo_again) if lo_again is not None else m0
         high = max(m1, hi_again) if hi_again is not None else m1
         return Break(_clip(est, m0, m1), low, high, "bracketed", "saturation", method), None
-    unsteady, tau = _unsteady_pass(passing, sfit, baseline, ceiling)
+    unsteady, tau = _unsteady_pass(passing, sfit, baseline, ceiling, ctx.completed)
     if unsteady:
         # A pass measured before the queue could fill is no evidence that the level holds: the
         # bracket's steady passing end is the highest level below that settled (or the lowest).
@@ -291,7 +305,7 @@ def _bracketed(
         lower = [lv for lv in levels if lv.multiplier < m0 and not same_level(lv.multiplier, m0)]
         while lower:
             passing = lower.pop()
-            if not _unsteady_pass(passing, sfit, baseline, ceiling)[0]:
+            if not _unsteady_pass(passing, sfit, baseline, ceiling, ctx.completed)[0]:
                 break
         notes.append(
             QualityWarning(
