@@ -219,7 +219,7 @@ class StepResult:
     index: int  # 0-based order in which steps ran
     multiplier: float
     load: float  # offered arrival rate (open, req/s) or users (closed)
-    phase: str  # "ramp", "beyond", "refine" or "repeat"
+    phase: str  # "ramp", "beyond", "refine", "repeat" or "separate"
     started_at: float  # epoch seconds of the step's start
     warmup_s: float
     measured_s: float  # length of the measured window actually held

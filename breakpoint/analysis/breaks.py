@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from breakpoint.analysis.criteria import system_saturation
+from breakpoint.analysis.criteria import queue_flat, system_saturation
 from breakpoint.analysis.describe import _curve, _diagnose, _knee
 from breakpoint.analysis.findings import Analysis, Break, QualityWarning, SegmentAnalysis
 from breakpoint.analysis.fit_closed import _fit_closed, _segment_fit_closed
@@ -103,6 +103,7 @@ def analyse_slos(
         )
     ceiling = 0.0  # what the target completed while overloaded: its capacity as measured
     completed_by_step: dict[int, float] = {}  # ... and in every trusted window (open model)
+    flat_steps = frozenset(s.index for s in steps if not s.generator.bound and queue_flat(s))
     if plan.model == "open":
         trusted = [step for step in steps if not step.generator.bound]
 
@@ -153,6 +154,7 @@ def analyse_slos(
             boot,
             notes,
             completed_by_step,
+            flat_steps,
         )
         brk, interp = _estimate_break(ctx)
         last_pass, first_fail = bracket(lv)

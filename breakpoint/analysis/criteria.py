@@ -108,6 +108,35 @@ def system_saturation(step: StepResult) -> tuple[bool, str]:
     return saturated, (f"the target is saturated: {why}" if saturated else "")
 
 
+# A queue is flat through a step (criteria.queue_flat) when its fastest segment's per-second mean
+# latency spans at least this many seconds, its last third is under FLAT_GROWTH times its first,
+# and Kendall's test finds no rise at FLAT_P (lenient: any hint of a rise leaves it in doubt).
+MIN_FLAT_SECONDS = 6
+FLAT_GROWTH = 1.1
+FLAT_P = 0.2
+
+
+def queue_flat(step: StepResult) -> bool:
+    """Did the server's queue stay flat through the step's measured window?
+
+    Every segment waits in the same queue; the fastest one (lowest mean latency) shows it
+    with the least of its own time mixed in. A queue past the capacity grows linearly through
+    the window (6% over it for 18 s took a fast segment's latency from 0.1 s towards 1 s); one
+    relaxing towards a far higher steady state rises over its relaxation time. Used to keep a
+    pass near the break that the capacity estimate alone would set aside as a transient
+    (placement._unsteady_pass, docs/design.md#labels-and-intervals).
+    """
+    timed = [s for s in step.segments.values() if s.mean_ms is not None and s.requests > 0]
+    if not timed:
+        return False
+    fastest = min(timed, key=lambda s: s.mean_ms or 0.0)
+    series = [v for v in fastest.series.mean_ms if v is not None and math.isfinite(v)]
+    if len(series) < MIN_FLAT_SECONDS:
+        return False
+    growth, p = latency_trend(series)
+    return growth < FLAT_GROWTH and p >= FLAT_P
+
+
 def is_saturated(
     seg: SegmentStep, measured_s: float | None = None, segments: int = 1
 ) -> tuple[bool, str]:

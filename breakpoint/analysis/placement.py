@@ -33,6 +33,7 @@ LOCAL_AGREEMENT_LOG = 0.15
 # A passing level measured less than this many queue relaxation times after its load began may
 # be a transient (the queue had not filled yet): see relaxation_s.
 SETTLE_RELAXATIONS = 2.0
+# ... unless the queue stayed flat through every run of it (criteria.queue_flat).
 # The error-rate fit uses every step within this factor below and above the bracket.
 ERROR_WINDOW = 1.25
 # Without a measured level above the first fail, the levels' bootstrap may reach this far above.
@@ -63,6 +64,8 @@ class SegmentContext:
     # What the target completed in each trusted window (open model; step index -> req/s): the
     # capacity it showed, which a pass above the overload ceiling may raise (_unsteady_pass).
     completed: Mapping[int, float] = field(default_factory=dict)
+    # The trusted steps whose server queue stayed flat through the window (criteria.queue_flat).
+    flat_steps: frozenset[int] = frozenset()
 
 
 def _log_interp(
@@ -155,13 +158,7 @@ def _reach(levels: Sequence[Level], m0: float, m1: float) -> tuple[float, float]
     return (max(below) if below else m0), (min(above) if above else m1 + (m1 - m0))
 
 
-def _unsteady_pass(
-    passing: Level,
-    sfit: _SegmentFit,
-    baseline: float,
-    ceiling: float,
-    completed: Mapping[int, float] | None = None,
-) -> tuple[bool, float]:
+def _unsteady_pass(ctx: SegmentContext, passing: Level) -> tuple[bool, float]:
     """Was the passing end measured before the queue could settle? (and its relaxation time)
 
     The capacity is the lower of the fitted L and the ceiling: the throughput the target
@@ -171,15 +168,28 @@ def _unsteady_pass(
     held by slow readers, timeouts, a shared CPU) completes less while overloaded than at a
     level below, where the ceiling alone would call steady levels transients. A pass's own
     window does not count: its completions cannot show a capacity above its own load.
+
+    A queue still filling shows in the step itself: the latency rises through the window. A
+    pass whose every run was flat (criteria.queue_flat) had settled, whatever the estimated
+    capacity says.
     """
-    caps = [c for c in (sfit.summary.params.get("L") if sfit.summary.ok else None, ceiling) if c]
-    others = [c for i, c in (completed or {}).items() if i not in passing.steps]
+    sfit = ctx.sfit
+    caps = [
+        c for c in (sfit.summary.params.get("L") if sfit.summary.ok else None, ctx.ceiling) if c
+    ]
+    others = [c for i, c in ctx.completed.items() if i not in passing.steps]
     if caps and others:
-        caps = [max(min(caps), max(others))]
+        caps = [max(min(caps), *others)]
     if not caps or not math.isfinite(passing.age_s):
         return False, 0.0
-    tau = relaxation_s(passing.multiplier * baseline, float(min(caps)))
-    return passing.age_s < SETTLE_RELAXATIONS * tau, tau
+    tau = relaxation_s(passing.multiplier * ctx.plan.baseline, float(min(caps)))
+    unsteady = passing.age_s < SETTLE_RELAXATIONS * tau
+    return unsteady and not _flat(ctx, passing), tau
+
+
+def _flat(ctx: SegmentContext, passing: Level) -> bool:
+    """Was the server's queue flat through every run of this level (criteria.queue_flat)?"""
+    return bool(passing.steps) and all(i in ctx.flat_steps for i in passing.steps)
 
 
 def _capacity(ctx: SegmentContext, levels: Sequence[Level]) -> float:
@@ -243,7 +253,7 @@ def _bracketed(
     bracket, and the interpolation estimate kept for the cross-check (lo_boot, hi_boot: the
     fit's bootstrap interval)."""
     name, slo, levels, notes = ctx.name, ctx.slo, ctx.levels, ctx.notes
-    sfit, noise, baseline, ceiling = ctx.sfit, ctx.noise, ctx.plan.baseline, ctx.ceiling
+    sfit, noise, baseline = ctx.sfit, ctx.noise, ctx.plan.baseline
     m0, m1 = passing.multiplier, fail.multiplier
     span = f"{m0:g}X-{m1:g}X"
     below, above = _reach(levels, m0, m1)
@@ -285,7 +295,7 @@ def _bracketed(
         low = min(m0, lo_again) if lo_again is not None else m0
         high = max(m1, hi_again) if hi_again is not None else m1
         return Break(_clip(est, m0, m1), low, high, "bracketed", "saturation", method), None
-    unsteady, tau = _unsteady_pass(passing, sfit, baseline, ceiling, ctx.completed)
+    unsteady, tau = _unsteady_pass(ctx, passing)
     if unsteady:
         # A pass measured before the queue could fill is no evidence that the level holds: the
         # bracket's steady passing end is the highest level below that settled (or the lowest).
@@ -305,7 +315,7 @@ def _bracketed(
         lower = [lv for lv in levels if lv.multiplier < m0 and not same_level(lv.multiplier, m0)]
         while lower:
             passing = lower.pop()
-            if not _unsteady_pass(passing, sfit, baseline, ceiling, ctx.completed)[0]:
+            if not _unsteady_pass(ctx, passing)[0]:
                 break
         notes.append(
             QualityWarning(

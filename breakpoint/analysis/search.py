@@ -25,6 +25,8 @@ from breakpoint.analysis.refine import (
     _confirmed_bound,
     _decisive,
 )
+from breakpoint.analysis.separate import PHASE as SEPARATE
+from breakpoint.analysis.separate import next_separating
 from breakpoint.analysis.sizing import Pace, initial_paces, learn_paces, size_step
 from breakpoint.plan.profiles import Profile, Slo, normalised_shares
 from breakpoint.plan.steps import Plan, PlannedStep, ramp, same_level, worst_case_steps
@@ -159,7 +161,11 @@ class Search:
             step = self._next_walk(done)
             if step is not None:
                 return step
-        return self.refinement.next_step(done)
+        step = self.refinement.next_step(done)
+        if step is not None or self.plan.separate_levels == 0:
+            return step
+        level = next_separating(done, self.slos, self.plan, _confirmed_bound(done))
+        return None if level is None else self._full(level, SEPARATE)
 
     def _confirm_lowest(self, done: Sequence[StepResult]) -> PlannedStep | None:
         """A segment failing at the lowest level has no bracket: repeat that level to be sure."""
@@ -210,6 +216,15 @@ def describe_policy(plan: Plan) -> str:
             f"unless their verdict is decisive (p95 {DECISIVE:g}x from the SLO, errors "
             f"{ERROR_DECISIVE:g}x, or saturated){one_repeat} (at most {per_bracket} steps per "
             "bracket; brackets shared by segments are refined once)",
+            *(
+                [
+                    f"separating the first: up to {plan.separate_levels} steps between the first "
+                    "segment to break and the next, once every bracket is refined, so that a "
+                    "level tells them apart (or shows it cannot)"
+                ]
+                if plan.separate_levels
+                else []
+            ),
             f"budget: {worst_case_steps(plan, 1)} steps at most for one segment, "
             f"+{per_bracket} per "
             "extra bracket (more only if a repeat overturns a bracket end and the walk "

@@ -226,6 +226,14 @@ plan_options = options(
         help="Runs of each refinement level (repeats give honest variance).",
     ),
     click.option(
+        "--separate-levels",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Steps spent, after refinement, measuring between the first segment to break "
+        "and the next, so that the report can say which breaks first with certainty.",
+    ),
+    click.option(
         "--seed",
         type=int,
         default=1,
@@ -262,6 +270,7 @@ class PlanOptions:
     max_hold_s: float
     refine_levels: int
     refine_repeats: int
+    separate_levels: int
     seed: int
 
     def plan(self) -> Plan:
@@ -288,6 +297,7 @@ class PlanOptions:
                 hold_s=self.hold_s,
                 refine_levels=self.refine_levels,
                 refine_repeats=self.refine_repeats,
+                separate_levels=self.separate_levels,
                 seed=self.seed,
                 max_hold_s=self.max_hold_s,
             )

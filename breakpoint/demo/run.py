@@ -58,6 +58,10 @@ def demo_plan(*, quick: bool, seed: int = 1) -> Plan:
             hold_s=3.0,
             refine_levels=2,
             refine_repeats=1,
+            # Then up to three steps between the first segment and the next
+            # (analysis/separate.py): refinement narrows each segment's own bracket, but the
+            # headline is about the order (docs/design.md#demo).
+            separate_levels=3,
             seed=seed,
         )
     return Plan(
@@ -70,6 +74,7 @@ def demo_plan(*, quick: bool, seed: int = 1) -> Plan:
         # bracket close below the others' (with two, five of six segments shared [1.3X, 2X]).
         refine_levels=4,
         refine_repeats=2,
+        separate_levels=4,
         seed=seed,
     )
 

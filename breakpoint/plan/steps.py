@@ -24,7 +24,7 @@ class PlannedStep:
     """One load level to hold: warm-up is discarded, hold is measured."""
 
     multiplier: float
-    phase: str  # "ramp", "beyond", "refine" or "repeat"
+    phase: str  # "ramp", "beyond", "refine", "repeat" or "separate"
     warmup_s: float
     hold_s: float
 
@@ -46,6 +46,9 @@ class Plan:
     hold_s: float = 20.0
     refine_levels: int = 2  # extra levels between the last pass and the first fail
     refine_repeats: int = 2  # how many times each refinement level and the bracket run
+    # Steps spent, after refinement, telling the first segment to break from the next
+    # (analysis/separate.py): 0 leaves the order to the brackets refinement measured.
+    separate_levels: int = 0
     hard_cap_multiplier: float = 50.0
     seed: int = 1
     # Steps are lengthened for slow or sparse segments (sizing.py), never beyond this hold.
@@ -75,6 +78,7 @@ class Plan:
             ),
             ("refine_levels", 0 <= self.refine_levels <= 8, "must be between 0 and 8"),
             ("refine_repeats", 1 <= self.refine_repeats <= 10, "must be between 1 and 10"),
+            ("separate_levels", 0 <= self.separate_levels <= 8, "must be between 0 and 8"),
             (
                 "hard_cap_multiplier",
                 1 <= self.hard_cap_multiplier <= 1000,
@@ -126,7 +130,7 @@ def ramp(plan: Plan) -> list[PlannedStep]:
 def worst_case_steps(plan: Plan, segments: int) -> int:
     """An upper bound on steps: the ramp plus one refinement bracket per segment."""
     per_bracket = plan.refine_levels * plan.refine_repeats + 2 * (plan.refine_repeats - 1)
-    return len(ramp(plan)) + segments * per_bracket
+    return len(ramp(plan)) + segments * per_bracket + plan.separate_levels
 
 
 def same_level(a: float, b: float) -> bool:
