@@ -488,3 +488,78 @@ def test_error_rate_near_its_slo_is_not_decisive() -> None:
         (4.0, "ramp"),
         (3.0, "repeat"),
     ]
+
+
+# -- separating the first segment to break from the next (analysis/separate.py) ---------------
+TWO = {"s0": Slo(290.0), "s1": Slo(290.0)}
+
+
+def two_segments(spread_ms: float) -> Oracle:
+    """p95 = 50 ms x multiplier, s1 `spread_ms` slower: s0 breaks at 5.8X, s1 earlier."""
+    return curve_oracle(lambda m: 50.0 * m, BASE_RPS * 8, segments=2, spread_ms=spread_ms)
+
+
+def test_no_separating_steps_unless_the_plan_asks_for_them() -> None:
+    plan = Plan("open", BASE_RPS, refine_levels=0, refine_repeats=1)
+    results = simulate_results(plan, TWO, two_segments(30.0))
+    assert all(r.phase != "separate" for r in results)
+
+
+def test_a_shared_bracket_gets_a_level_between_the_two_estimates_then_its_repeat() -> None:
+    """s1 breaks at 5.2X and s0 at 5.8X: the walk brackets both in [5X, 6X]. The separating
+    level goes between their estimates, where s1 fails and s0 holds; neither verdict is
+    decisive there (p95 5% over and 6% under the objective), so it runs once more, and no more
+    although the plan allows three."""
+    plan = Plan("open", BASE_RPS, refine_levels=0, refine_repeats=1, separate_levels=3)
+    results = simulate_results(plan, TWO, two_segments(30.0))
+    separating = [r.multiplier for r in results if r.phase == "separate"]
+    assert len(separating) == 2 and separating[0] == separating[1]
+    assert 5.2 < separating[0] < 5.8
+    level = separating[0]
+    verdicts = {
+        n: next(lv for lv in measured_levels(results, n, TWO[n]) if lv.multiplier == level)
+        for n in TWO
+    }
+    assert not verdicts["s1"].passed and verdicts["s0"].passed
+
+
+def test_the_separating_budget_is_a_hard_limit() -> None:
+    plan = Plan("open", BASE_RPS, refine_levels=0, refine_repeats=1, separate_levels=1)
+    results = simulate_results(plan, TWO, two_segments(30.0))
+    assert [r.phase for r in results].count("separate") == 1
+
+
+def test_a_walk_level_that_already_separates_them_is_repeated_not_refined_around() -> None:
+    """s1 breaks at 4.6X, s0 at 5.8X: at 5X s1 fails and s0 holds, neither decisively, so 5X
+    runs again; no level is placed elsewhere."""
+    plan = Plan("open", BASE_RPS, refine_levels=0, refine_repeats=1, separate_levels=3)
+    results = simulate_results(plan, TWO, two_segments(60.0))
+    assert [(r.multiplier, r.phase) for r in results if r.phase == "separate"] == [
+        (5.0, "separate")
+    ]
+
+
+def test_one_segment_has_nothing_to_separate() -> None:
+    plan = Plan("open", BASE_RPS, refine_levels=0, refine_repeats=1, separate_levels=3)
+    results = simulate_results(plan, SLOS, erlang_oracle())
+    assert all(r.phase != "separate" for r in results)
+
+
+def test_too_narrow_a_shared_stretch_is_left_alone() -> None:
+    """Both break in [9X, 10X] of the M/M/8 (9.61X and 9.68X): the separating levels stop once
+    the stretch they share is narrower than 8%, within the budget."""
+    from breakpoint.analysis.separate import MIN_GAP
+
+    slos = {"s0": Slo(250.0), "s1": Slo(250.0)}
+    plan = Plan("open", BASE_RPS, refine_levels=0, refine_repeats=1, separate_levels=8)
+    results = simulate_results(plan, slos, erlang_oracle(segments=2, spread_ms=40.0))
+    separating = [r.multiplier for r in results if r.phase == "separate"]
+    assert 1 <= len(separating) < 8
+    low, high = final_bracket(results, "s1")
+    assert high <= low * (1 + MIN_GAP)
+
+
+def test_the_policy_names_the_separating_budget() -> None:
+    text = describe_policy(Plan("open", BASE_RPS, separate_levels=3))
+    assert "separating the first: up to 3 steps" in text
+    assert "separating" not in describe_policy(Plan("open", BASE_RPS))

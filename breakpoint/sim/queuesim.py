@@ -128,6 +128,7 @@ def run_search(
     """The real search against the simulated queue: the steps a run would measure."""
     search = Search(plan, slos)
     bound = len(ramp(plan)) * plan.refine_repeats * (1 + plan.refine_levels)
+    bound += plan.separate_levels * plan.refine_repeats
     done: list[StepResult] = []
     while len(done) < min(max_steps, bound):
         planned = search.next_step(done)

@@ -23,10 +23,12 @@ def simulate_results(
 ) -> list[StepResult]:
     """Run the policy against oracle(multiplier) -> StepResult; the results, restamped per step."""
     search = Search(plan, slos)
-    # A true bound: each walk level runs at most refine_repeats times, and each pair of
-    # neighbouring walk levels is refined at most once.
+    # A true bound: each walk level runs at most refine_repeats times, each pair of
+    # neighbouring walk levels is refined at most once, and each separating level may be
+    # repeated as a bracket end.
     walk = len(ramp(plan))
     bound = walk * plan.refine_repeats + (walk - 1) * plan.refine_levels * plan.refine_repeats
+    bound += plan.separate_levels * plan.refine_repeats
     limit = max_steps if max_steps is not None else bound
     done: list[StepResult] = []
     while len(done) < limit:
