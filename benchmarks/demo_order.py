@@ -33,10 +33,11 @@ def _span(b: dict[str, Any]) -> str:
     return f"{b['multiplier']:.2f}X [{b['low']:.2f}-{b['high']:.2f}] {b['criterion']}"
 
 
-def one(seed: int, full: bool) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as out:
+def one(seed: int, full: bool, keep: Path | None = None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = keep if keep is not None else Path(tmp)
         started = time.monotonic()
-        report = run_demo(quick=not full, out_dir=Path(out), say=lambda _: None, seed=seed)
+        report = run_demo(quick=not full, out_dir=out, say=lambda _: None, seed=seed)
         took = time.monotonic() - started
         summary = json.loads((report.parent / "summary.json").read_text())
     breaks = {s["profile"]: s["break"] for s in summary["segments"]}
@@ -69,11 +70,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--full", action="store_true", help="the full demo, not --quick")
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
     args = parser.parse_args()
     started = time.monotonic()
     rows = []
-    for seed in range(1, args.runs + 1):
-        row = one(seed, args.full)
+    seeds = range(args.first_seed, args.first_seed + args.runs)
+    for seed in seeds:
+        row = one(seed, args.full, args.keep)
         rows.append(row)
         parse = row["parse_ms"] or {}
         mean, most = parse.get("mean") or float("nan"), parse.get("max") or float("nan")
@@ -98,10 +102,11 @@ def main() -> None:
         text = [
             HEADING,
             "",
-            f"`python benchmarks/demo_order.py --runs {n}{' --full' if args.full else ''}` "
+            f"`python benchmarks/demo_order.py --runs {n}{' --full' if args.full else ''}"
+            f"{f' --first-seed {args.first_seed}' if args.first_seed != 1 else ''}` "
             f"({time.strftime('%Y-%m-%d')}, 2 CPUs; took {time.monotonic() - started:.0f} s). "
-            f"{mode} with seeds 1..{n}, each against its own embedded target (8 sync workers, "
-            "20 ms), objectives page view p95 < 6 s and the API's p95 < 1.5 s.",
+            f"{mode} with seeds {seeds[0]}..{seeds[-1]}, each against its own embedded target "
+            "(8 sync workers, 20 ms), objectives page view p95 < 6 s and the API's p95 < 1.5 s.",
             "",
             "| seed | first | android-lowend-3g | desktop-broadband | /metrics parse (mean, max) |",
             "|---|---|---|---|---|",

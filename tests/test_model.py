@@ -594,3 +594,56 @@ def test_a_target_slower_while_overloaded_does_not_make_lower_passes_transients(
     b = analysis.segments["s0"].breaking
     assert "(9X-9.8X)" in b.method
     assert b.low is not None and b.low >= 9.0 * 0.99
+
+
+def with_series(steps: list[StepResult], level: float, mean_ms: Sequence[float]):
+    """Give every segment of the steps at `level` this per-second mean latency series."""
+    from breakpoint.results import Series
+
+    return [
+        replace(
+            s,
+            segments={
+                n: replace(seg, series=Series(mean_ms=tuple(mean_ms)))
+                for n, seg in s.segments.items()
+            },
+        )
+        if s.multiplier == level
+        else s
+        for s in steps
+    ]
+
+
+def test_a_pass_whose_queue_stayed_flat_through_the_window_is_not_a_transient() -> None:
+    """The 9.6X pass measured 3 s into the load is set aside when nothing shows how its queue
+    moved; a flat per-second latency through its window (the queue had settled) keeps it, and
+    a rising one (a queue still filling) does not."""
+    short = shortened(erlang_run(REFINED), 9.6, 1.0, 4.0)
+    flat = [60.0, 58.0, 61.0, 59.0, 60.0, 62.0, 58.0, 60.0]
+    rising = [50.0, 52.0, 55.0, 57.0, 60.0, 62.0, 65.0, 67.0]  # x1.3: not saturated
+    kept = analyse(with_series(short, 9.6, flat), [profile("s0")], OPEN, boot=100)
+    assert "not_steady" not in kinds(kept)
+    assert "(9.6X-9.8X)" in kept.segments["s0"].breaking.method
+    doubted = analyse(with_series(short, 9.6, rising), [profile("s0")], OPEN, boot=100)
+    assert "not_steady" in kinds(doubted)
+    # Too few seconds to judge: the capacity estimate decides, as before.
+    few = analyse(with_series(short, 9.6, flat[:4]), [profile("s0")], OPEN, boot=100)
+    assert "not_steady" in kinds(few)
+
+
+def test_queue_flat_reads_the_fastest_segment() -> None:
+    """The server's queue is shared: the fastest segment shows it with the least of its own
+    time mixed in; a slow segment's noisy series (multi-second downloads) does not decide."""
+    from breakpoint.analysis.criteria import queue_flat
+    from breakpoint.results import Series
+
+    fast = replace(
+        erlang_seg("fast", 9.0, 0.0, 0.5), series=Series(mean_ms=(50.0, 52, 49, 51, 50, 50, 51))
+    )
+    slow = replace(
+        erlang_seg("slow", 9.0, 1000.0, 0.5),
+        series=Series(mean_ms=(1000.0, 1100, 3000, 1200, 900, 4000, 5000)),
+    )
+    assert queue_flat(make_step(0, 9.0, [fast, slow]))
+    climbing = replace(fast, series=Series(mean_ms=(50.0, 55, 61, 67, 74, 81, 90)))
+    assert not queue_flat(make_step(0, 9.0, [climbing, slow]))
