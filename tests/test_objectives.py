@@ -28,6 +28,7 @@ from breakpoint.plan.objectives import (
     scenario_objectives,
 )
 from breakpoint.plan.profiles import builtin_profiles, load_profile_file, profile_from_dict
+from breakpoint.plan.steps import same_level
 from breakpoint.results import EndpointStats, SegmentStep
 from breakpoint.runs.summary_sections import run_warnings
 from breakpoint.sim.runbuilder import RunSpec, simulate_run
@@ -274,3 +275,49 @@ def test_a_bad_objective_option_is_one_line_exit_2(capsys) -> None:  # type: ign
     status = main(["plan", "--baseline-rps", "10", "--objective", "nobody::page_view=p(95)<1"])
     err = capsys.readouterr().err.strip()
     assert status == 2 and "not in this run" in err
+
+
+def test_the_lead_says_what_the_others_did_where_the_first_failed() -> None:
+    """Side by side in the same steps: at the first segment's first failing level the next one
+    held or failed too, at what share of its objective, and how many of the others held."""
+    profiles = [
+        p.with_objectives((Objective("/api/page", 95, 700),))
+        for p in list(builtin_profiles().values())[:3]
+    ]
+    run = simulate_run(RunSpec(profiles=profiles, steps=14, hold_s=30.0))
+    analysis = analyse(run.steps, profiles, run.plan, boot=0)
+    first = lead(analysis)
+    assert first is not None and first.beside is not None
+    at = analysis.segments[first.first].first_fail
+    assert first.beside.multiplier == at and f"at {at:.3g}X, where it first failed" in first.text
+    after = analysis.segments[first.next]
+    (there,) = [lv for lv in after.levels if same_level(lv.multiplier, at)]
+    assert first.beside.next_held is there.passed
+    assert first.beside.next_pressure == pytest.approx(there.p95_median_ms / after.slo.p95_ms)
+    assert ("held (at" in first.text) is there.passed
+    assert (first.beside.others, first.beside.others_held) == (
+        1,
+        sum(
+            lv.passed
+            for name, seg in analysis.segments.items()
+            if name not in (first.first, first.next)
+            for lv in seg.levels
+            if same_level(lv.multiplier, at)
+        ),
+    )
+
+
+def test_beside_text() -> None:
+    from breakpoint.analysis.why import Beside
+
+    held = Beside(1.22, True, 0.23, 3, 4)
+    assert held.text == (
+        "at 1.22X, where it first failed, the next held (at 23% of its objective), and 3 of "
+        "the 4 others held"
+    )
+    assert Beside(1.5, False, 2.03, 0, 0).text == (
+        "at 1.5X, where it first failed, the next failed too (at 203% of its objective)"
+    )
+    assert Beside(1.5, None, None, 0, 2).text.startswith(
+        "at 1.5X, where it first failed, the next had no verdict"
+    )

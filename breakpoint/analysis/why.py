@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from breakpoint.analysis.findings import Analysis, SegmentAnalysis
+from breakpoint.analysis.findings import Analysis, Level, SegmentAnalysis
+from breakpoint.plan.steps import same_level
 from breakpoint.results import StepResult
 
 PART_NAMES = {"network": "network", "server": "server wait", "device": "device"}
@@ -84,6 +85,35 @@ def explain(steps: Sequence[StepResult], seg: SegmentAnalysis) -> Why | None:
 
 
 @dataclass(frozen=True)
+class Beside:
+    """The other segments at the level where the first one first failed: measured side by side
+    in the same steps, whatever the intervals say."""
+
+    multiplier: float
+    next_held: bool | None  # None: the next segment has no verdict at that level
+    next_pressure: float | None  # its worst objective's value / threshold there
+    others_held: int  # of the segments besides the first and the next with a verdict there
+    others: int
+
+    @property
+    def text(self) -> str:
+        head = f"at {self.multiplier:.3g}X, where it first failed, the next "
+        if self.next_held is None:
+            head += "had no verdict"
+        else:
+            verdict = "held" if self.next_held else "failed too"
+            share = (
+                f" (at {self.next_pressure:.0%} of its objective)"
+                if self.next_pressure is not None
+                else ""
+            )
+            head += f"{verdict}{share}"
+        if self.others:
+            head += f", and {self.others_held} of the {self.others} others held"
+        return head
+
+
+@dataclass(frozen=True)
 class Lead:
     """The first segment to break against the next one."""
 
@@ -92,6 +122,7 @@ class Lead:
     first_multiplier: float
     next_multiplier: float
     apart: bool  # the first's interval ends below the next one's begins
+    beside: Beside | None = None
 
     @property
     def earlier(self) -> float:
@@ -105,10 +136,11 @@ class Lead:
             if self.apart
             else "their 95% intervals overlap: which breaks first is not certain"
         )
-        return (
+        text = (
             f"{self.earlier:.0%} earlier than the next, {self.next} "
             f"({self.next_multiplier:.3g}X); {order}"
         )
+        return text if self.beside is None else f"{text}; {self.beside.text}"
 
 
 def lead(analysis: Analysis) -> Lead | None:
@@ -122,7 +154,35 @@ def lead(analysis: Analysis) -> Lead | None:
     a, b = broke[0].breaking, broke[1].breaking
     assert a.multiplier is not None and b.multiplier is not None
     apart = a.high is not None and b.low is not None and a.high < b.low
-    return Lead(broke[0].profile, broke[1].profile, a.multiplier, b.multiplier, apart)
+    beside = _beside(analysis, broke[0], broke[1])
+    return Lead(broke[0].profile, broke[1].profile, a.multiplier, b.multiplier, apart, beside)
+
+
+def _beside(analysis: Analysis, first: SegmentAnalysis, after: SegmentAnalysis) -> Beside | None:
+    """The others' verdicts at the first segment's first failing level (None: it has none)."""
+    if first.first_fail is None:
+        return None
+    at = first.first_fail
+
+    def level_of(seg: SegmentAnalysis) -> Level | None:
+        return next((lv for lv in seg.levels if same_level(lv.multiplier, at)), None)
+
+    there = level_of(after)
+    pressure = None
+    if there is not None and there.p95_median_ms is not None and after.slo.p95_ms > 0:
+        pressure = there.p95_median_ms / after.slo.p95_ms
+    others = [
+        lv
+        for seg in analysis.segments.values()
+        if seg.profile not in (first.profile, after.profile) and (lv := level_of(seg))
+    ]
+    return Beside(
+        at,
+        None if there is None else there.passed,
+        pressure,
+        sum(lv.passed for lv in others),
+        len(others),
+    )
 
 
 def _broke(s: SegmentAnalysis) -> bool:
@@ -146,6 +206,16 @@ def why_fields(
             "earlier": first.earlier,
             "apart": first.apart,
             "text": first.text,
+            # Side by side where the first one first failed (None: it never failed).
+            "beside": None
+            if first.beside is None
+            else {
+                "multiplier": first.beside.multiplier,
+                "next_held": first.beside.next_held,
+                "next_pressure": first.beside.next_pressure,
+                "others_held": first.beside.others_held,
+                "others": first.beside.others,
+            },
         }
     )
     return lead_doc, {name: why.as_dict() for name, why in explain_all(steps, analysis).items()}
