@@ -43,7 +43,9 @@ def test_low_end_3g_download_is_measured_at_every_step(
     """Every step measures at least 90% of what it offered (nothing dropped at its close),
     and its p95 is within 5% of the network model's time of a 200 KB download."""
     (profile,) = resolve_profiles(["android-lowend-3g"])
-    plan = Plan(model="open", baseline=3.0, max_multiplier=3.0, warmup_s=2.0, hold_s=8.0, seed=5)
+    # 1X in full, 2X as a scout (a shorter step): both kinds of step (3X as well cost 25 s in CI
+    # and checked nothing the two do not).
+    plan = Plan(model="open", baseline=3.0, max_multiplier=2.0, warmup_s=2.0, hold_s=8.0, seed=5)
     settings = RunSettings(
         scenario=ASSET_ONLY,
         host=target.url,
@@ -59,7 +61,7 @@ def test_low_end_3g_download_is_measured_at_every_step(
     assert run.info["status"] == "complete"
     assert run.info["measurement"]["dropped_outside"] == 0
     steps = run.steps
-    assert len(steps) >= 3
+    assert len(steps) >= 2
     # A cold connection (each emulated user opens its own) with its slow-start rounds, plus
     # the target's own service time.
     head = 200  # status line and headers of the asset's response
