@@ -229,13 +229,18 @@ def test_loopback_hides_slow_readers_warning() -> None:
     assert "loopback_slow_readers" not in [w["kind"] for w in run_warnings(embedded)]
 
 
-def test_why_and_how_far_ahead_the_first_break_is() -> None:
+def three_segments_under_one_objective():
+    """Three built-in segments under one product-wide objective, simulated and analysed."""
     profiles = [
         p.with_objectives((Objective("/api/page", 95, 700),))
         for p in list(builtin_profiles().values())[:3]
     ]
     run = simulate_run(RunSpec(profiles=profiles, steps=14, hold_s=30.0))
-    analysis = analyse(run.steps, profiles, run.plan, boot=0)
+    return run, analyse(run.steps, profiles, run.plan, boot=0)
+
+
+def test_why_and_how_far_ahead_the_first_break_is() -> None:
+    run, analysis = three_segments_under_one_objective()
     first = lead(analysis)
     assert first is not None and first.first == analysis.first_to_break
     assert first.first_multiplier <= first.next_multiplier and 0 <= first.earlier < 1
@@ -280,12 +285,7 @@ def test_a_bad_objective_option_is_one_line_exit_2(capsys) -> None:  # type: ign
 def test_the_lead_says_what_the_others_did_where_the_first_failed() -> None:
     """Side by side in the same steps: at the first segment's first failing level the next one
     held or failed too, at what share of its objective, and how many of the others held."""
-    profiles = [
-        p.with_objectives((Objective("/api/page", 95, 700),))
-        for p in list(builtin_profiles().values())[:3]
-    ]
-    run = simulate_run(RunSpec(profiles=profiles, steps=14, hold_s=30.0))
-    analysis = analyse(run.steps, profiles, run.plan, boot=0)
+    _, analysis = three_segments_under_one_objective()
     first = lead(analysis)
     assert first is not None and first.beside is not None
     at = analysis.segments[first.first].first_fail
