@@ -103,9 +103,9 @@ def analyse_slos(
         )
     ceiling = 0.0  # what the target completed while overloaded: its capacity as measured
     completed_by_step: dict[int, float] = {}  # ... and in every trusted window (open model)
-    flat_steps = frozenset(s.index for s in steps if not s.generator.bound and queue_flat(s))
+    trusted = [step for step in steps if not step.generator.bound]
+    flat_steps = frozenset(step.index for step in trusted if queue_flat(step))
     if plan.model == "open":
-        trusted = [step for step in steps if not step.generator.bound]
 
         def completed(step: StepResult) -> float:
             return sum(s.completed_rps for s in step.segments.values())

@@ -173,23 +173,14 @@ def _unsteady_pass(ctx: SegmentContext, passing: Level) -> tuple[bool, float]:
     pass whose every run was flat (criteria.queue_flat) had settled, whatever the estimated
     capacity says.
     """
-    sfit = ctx.sfit
-    caps = [
-        c for c in (sfit.summary.params.get("L") if sfit.summary.ok else None, ctx.ceiling) if c
-    ]
-    others = [c for i, c in ctx.completed.items() if i not in passing.steps]
-    if caps and others:
-        caps = [max(min(caps), *others)]
+    fitted = ctx.sfit.summary.params.get("L") if ctx.sfit.summary.ok else None
+    caps = [c for c in (fitted, ctx.ceiling) if c]
     if not caps or not math.isfinite(passing.age_s):
         return False, 0.0
-    tau = relaxation_s(passing.multiplier * ctx.plan.baseline, float(min(caps)))
-    unsteady = passing.age_s < SETTLE_RELAXATIONS * tau
-    return unsteady and not _flat(ctx, passing), tau
-
-
-def _flat(ctx: SegmentContext, passing: Level) -> bool:
-    """Was the server's queue flat through every run of this level (criteria.queue_flat)?"""
-    return bool(passing.steps) and all(i in ctx.flat_steps for i in passing.steps)
+    others = [c for i, c in ctx.completed.items() if i not in passing.steps]
+    tau = relaxation_s(passing.multiplier * ctx.plan.baseline, max(min(caps), *others))
+    flat = bool(passing.steps) and all(i in ctx.flat_steps for i in passing.steps)
+    return passing.age_s < SETTLE_RELAXATIONS * tau and not flat, tau
 
 
 def _capacity(ctx: SegmentContext, levels: Sequence[Level]) -> float:

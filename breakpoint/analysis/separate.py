@@ -31,17 +31,16 @@ MIN_GAP = 2 * RESOLUTION
 
 def first_two(
     done: Sequence[StepResult], slos: Mapping[str, Slo], plan: Plan
-) -> tuple[str, str] | None:
-    """The two segments with the lowest bracketed breaks, first one first (None: fewer)."""
+) -> list[tuple[float, str]]:
+    """The two lowest bracketed point estimates as (multiplier, segment), first one first
+    (fewer than two: nothing to separate)."""
     breaks = estimate_breaks(done, slos, plan)
     broke = sorted(
         (b.multiplier, name)
         for name, b in breaks.items()
         if b.label == "bracketed" and b.multiplier is not None
     )
-    if len(broke) < 2:
-        return None
-    return broke[0][1], broke[1][1]
+    return broke[:2]
 
 
 def next_separating(
@@ -52,9 +51,9 @@ def next_separating(
     if spent >= plan.separate_levels:
         return None
     pair = first_two(done, slos, plan)
-    if pair is None:
+    if len(pair) < 2:
         return None
-    first, second = pair
+    (first_at, first), (second_at, second) = pair
     a = _by_level(measured_levels(done, first, slos[first]))
     b = _by_level(measured_levels(done, second, slos[second]))
     apart = [
@@ -75,12 +74,7 @@ def next_separating(
     high = min(high, bound_at)
     if high <= low * (1 + MIN_GAP):
         return None
-    breaks = estimate_breaks(done, {n: slos[n] for n in pair}, plan)
-    estimates = [breaks[n].multiplier for n in pair]
-    if None in estimates:
-        guess = math.sqrt(low * high)
-    else:
-        guess = math.sqrt(float(estimates[0]) * float(estimates[1]))  # type: ignore[arg-type]
+    guess = math.sqrt(first_at * second_at)
     edge = 1 + RESOLUTION / 2
     level = round(min(max(guess, low * edge), high / edge), 4)
     if any(same_level(level, m) for m in (low, high)):
