@@ -6,8 +6,8 @@ plan appended (later options win in click): one segment without emulation, 1 s +
 refinement level, one run a side instead of `--repeat 3` (the statistics of several runs a side
 are unit-tested in test_compare.py). Without the refinement level the two releases share only
 2X, where one passes and the other fails: their honest intervals touch there, and one run a side
-cannot show a change beyond the 3% noise band. The base holds 8 workers x 20 ms per request, about 291
-iterations/s of the shop's mix (mean cost 1.375 x S): with 1X = 120/s it passes 2X and is
+cannot show a change beyond the 3% noise band. The base holds 8 workers x 20 ms per request,
+about 291 iterations/s of the shop's mix (mean cost 1.375 x S): with 1X = 120/s it passes 2X and is
 overloaded at 3X. The new release takes 60 ms, about 97/s, below 1X: `compare` must exit 3. An
 identical release on a third port must exit 0: base and new deployments differ in URL, and that
 is no reason to refuse a comparison.

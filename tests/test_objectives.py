@@ -315,8 +315,13 @@ def test_beside_text() -> None:
         "at 1.22X, where it first failed, the next held (at 23% of its objective), and 3 of "
         "the 4 others held"
     )
-    assert Beside(1.5, False, 2.03, 0, 0).text == (
+    assert Beside(1.5, False, 2.03, 0, 0, "latency").text == (
         "at 1.5X, where it first failed, the next failed too (at 203% of its objective)"
+    )
+    # Failed on saturation with its p95 inside the objective: said as such.
+    assert Beside(5.0, False, 0.84, 0, 0, "saturation").text == (
+        "at 5X, where it first failed, the next failed too (on saturation; p95 at 84% of its "
+        "objective)"
     )
     assert Beside(1.5, None, None, 0, 2).text.startswith(
         "at 1.5X, where it first failed, the next had no verdict"

@@ -94,6 +94,7 @@ class Beside:
     next_pressure: float | None  # its worst objective's value / threshold there
     others_held: int  # of the segments besides the first and the next with a verdict there
     others: int
+    next_criterion: str | None = None  # what failed the next there: latency, errors, saturation
 
     @property
     def text(self) -> str:
@@ -101,13 +102,15 @@ class Beside:
         if self.next_held is None:
             head += "had no verdict"
         else:
-            verdict = "held" if self.next_held else "failed too"
-            share = (
-                f" (at {self.next_pressure:.0%} of its objective)"
-                if self.next_pressure is not None
-                else ""
-            )
-            head += f"{verdict}{share}"
+            head += "held" if self.next_held else "failed too"
+            notes = []
+            # A failure on errors or saturation is named: its p95 may be inside the objective.
+            if not self.next_held and self.next_criterion not in (None, "latency"):
+                notes.append(f"on {self.next_criterion}")
+            if self.next_pressure is not None:
+                p95 = "p95 " if notes else ""
+                notes.append(f"{p95}at {self.next_pressure:.0%} of its objective")
+            head += f" ({'; '.join(notes)})" if notes else ""
         if self.others:
             head += f", and {self.others_held} of the {self.others} others held"
         return head
@@ -182,6 +185,7 @@ def _beside(analysis: Analysis, first: SegmentAnalysis, after: SegmentAnalysis) 
         pressure,
         sum(lv.passed for lv in others),
         len(others),
+        None if there is None or there.passed else there.criterion,
     )
 
 
@@ -215,6 +219,7 @@ def why_fields(
                 "next_pressure": first.beside.next_pressure,
                 "others_held": first.beside.others_held,
                 "others": first.beside.others,
+                "next_criterion": first.beside.next_criterion,
             },
         }
     )
