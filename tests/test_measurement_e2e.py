@@ -260,7 +260,7 @@ def test_two_local_workers_measure_what_one_process_measures(
     assert len(single) == len(multi) == 2
     for one, two in zip(single, multi, strict=True):
         assert one.generator.workers == 1
-        assert two.generator.workers == 2 and two.generator.workers_lost == 0
+        assert two.generator.workers == 2 and two.generator.workers_lost == 0, two.generator.reasons
         for name in one.segments:
             a, b = one.segments[name], two.segments[name]
             # Each run against the plan: rate x share x measured seconds, within Poisson noise.
