@@ -355,15 +355,11 @@ def merge_segment_steps(parts: Sequence[SegmentStep]) -> SegmentStep:
     )
 
 
-def merge_health(
-    parts: Sequence[GeneratorHealth], *, workers_lost: int = 0, lost_detail: str = ""
-) -> GeneratorHealth:
-    """The generator as a whole: bound when any process was, or when a worker was lost
-    (`lost_detail`: what the master knew of the lost ones, for the reason)."""
+def merge_health(parts: Sequence[GeneratorHealth], *, workers_lost: int = 0) -> GeneratorHealth:
+    """The generator as a whole: bound when any process was, or when a worker was lost."""
     reasons = tuple(dict.fromkeys(r for p in parts for r in p.reasons))
     if workers_lost:
-        detail = f" ({lost_detail})" if lost_detail else ""
-        reasons += (f"{workers_lost} worker(s) lost during the step{detail}",)
+        reasons += (f"{workers_lost} worker(s) lost during the step",)
     return GeneratorHealth(
         cpu_pct_max=max((p.cpu_pct_max for p in parts), default=0.0),
         cpu_pct_mean=sum(p.cpu_pct_mean for p in parts) / len(parts) if parts else 0.0,
@@ -378,9 +374,7 @@ def merge_health(
     )
 
 
-def merge_steps(
-    parts: Sequence[StepResult], *, workers_lost: int = 0, lost_detail: str = ""
-) -> StepResult:
+def merge_steps(parts: Sequence[StepResult], *, workers_lost: int = 0) -> StepResult:
     """A step measured by several worker processes (same windows), merged into one."""
     first = parts[0]
     names = list(dict.fromkeys(n for p in parts for n in p.segments))
@@ -395,8 +389,6 @@ def merge_steps(
         segments={
             n: merge_segment_steps([p.segments[n] for p in parts if n in p.segments]) for n in names
         },
-        generator=merge_health(
-            [p.generator for p in parts], workers_lost=workers_lost, lost_detail=lost_detail
-        ),
+        generator=merge_health([p.generator for p in parts], workers_lost=workers_lost),
         partial=any(p.partial for p in parts),
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import gevent
@@ -244,8 +245,13 @@ class RemoteSteps:
         detail += f"; no final after {waited_s:.1f} s" if missing and waited_s > 0 else ""
         if not parts:
             empty = self._empty.result(index, final=True, partial=self._partial.get(index, False))
-            return merge_steps([empty], workers_lost=max(1, lost), lost_detail=detail)
-        return merge_steps(list(parts.values()), workers_lost=lost, lost_detail=detail)
+            merged = merge_steps([empty], workers_lost=max(1, lost))
+        else:
+            merged = merge_steps(list(parts.values()), workers_lost=lost)
+        if not detail:
+            return merged
+        reasons = (*merged.generator.reasons, f"lost: {detail}")
+        return replace(merged, generator=replace(merged.generator, reasons=reasons))
 
     def _await_final(self, index: int) -> None:
         started = time.time()
