@@ -244,7 +244,7 @@ def test_why_and_how_far_ahead_the_first_break_is() -> None:
     first = lead(analysis)
     assert first is not None and first.first == analysis.first_to_break
     assert first.first_multiplier <= first.next_multiplier and 0 <= first.earlier < 1
-    assert ("apart" in first.text) != ("overlap" in first.text)
+    assert ("intervals are apart" in first.text) != ("intervals overlap" in first.text)
     whys = explain_all(run.steps, analysis)
     assert set(whys) == {n for n, s in analysis.segments.items() if s.first_fail_step is not None}
     for why in whys.values():
@@ -326,3 +326,79 @@ def test_beside_text() -> None:
     assert Beside(1.5, None, None, 0, 2).text.startswith(
         "at 1.5X, where it first failed, the next had no verdict"
     )
+
+
+def _with_breaks(analysis, breaks):  # type: ignore[no-untyped-def]
+    """The analysis with each named segment's break replaced: (multiplier, low, high, label)."""
+    import dataclasses
+
+    segments = {}
+    for name, seg in analysis.segments.items():
+        m, low, high, label = breaks[name]
+        b = dataclasses.replace(seg.breaking, multiplier=m, low=low, high=high, label=label)
+        segments[name] = dataclasses.replace(seg, breaking=b)
+    return dataclasses.replace(analysis, segments=segments)
+
+
+def test_clearly_first_needs_every_other_interval_to_begin_above_its_end() -> None:
+    _, analysis = three_segments_under_one_objective()
+    a, b, c = analysis.segments
+    # Apart from the next and from a segment that held to 3X: clearly first.
+    first = lead(
+        _with_breaks(
+            analysis,
+            {
+                a: (1.2, 1.0, 1.4, "bracketed"),
+                b: (1.7, 1.5, 2.0, "bracketed"),
+                c: (None, 3.0, None, "not_reached"),
+            },
+        )
+    )
+    assert first is not None and first.clearly_first
+    assert first.clearly_before == (b, c) and first.group == ()
+    assert "clearly first: its interval ends below every other segment's begins" in first.text
+    # Overlapping the next, both apart from the third: the two of them lead, together.
+    first = lead(
+        _with_breaks(
+            analysis,
+            {
+                a: (1.2, 1.0, 1.6, "bracketed"),
+                b: (1.5, 1.3, 1.8, "bracketed"),
+                c: (2.2, 1.9, 2.5, "bracketed"),
+            },
+        )
+    )
+    assert first is not None and not first.clearly_first and not first.apart
+    assert first.clearly_before == (c,) and first.group == (a, b)
+    assert "not certain" in first.text
+    assert f"together, {a} and {b} break clearly before the other one" in first.text
+    # A segment without a verdict has no interval: nothing is shown to be apart from it.
+    first = lead(
+        _with_breaks(
+            analysis,
+            {
+                a: (1.2, 1.0, 1.4, "bracketed"),
+                b: (1.7, 1.5, 2.0, "bracketed"),
+                c: (None, None, None, "no_verdict"),
+            },
+        )
+    )
+    assert first is not None and first.apart and not first.clearly_first
+    assert first.clearly_before == (b,)
+    assert "their 95% intervals are apart, and it breaks clearly before 1 of the 2 others" in (
+        first.text
+    )
+    # Nothing apart: the order is not a finding.
+    first = lead(
+        _with_breaks(
+            analysis,
+            {
+                a: (1.2, 1.0, 2.0, "bracketed"),
+                b: (1.5, 1.3, 1.8, "bracketed"),
+                c: (2.2, 1.9, 2.5, "bracketed"),
+            },
+        )
+    )
+    assert first is not None and first.clearly_before == () and first.group == ()
+    assert "which of the two breaks first is not certain" in first.text
+    assert "clearly" not in first.text

@@ -1,21 +1,20 @@
-"""End to end: behind synchronous workers the low-end 3G user breaks before desktop broadband
-(docs/design.md#demo).
+"""End to end: behind synchronous workers the low-end 3G user breaks before desktop broadband,
+under one product-wide objective (docs/design.md#demo).
 
-`breakpoint demo --quick`: the embedded target holds a worker until its response is written
-(sync workers), the bundled scenario runs over the six default profiles under one product-wide
-set of objectives (page view p95 < 6 s, the API's p95 < 1.5 s) plus each profile's client
-timeout. Slow readers hold workers, the server's wait grows from moderate load on, and
-android-lowend-3g, whose network already takes about 1 s of each API call, breaks on a latency
-objective at a lower multiplier than desktop-broadband (1.22X vs 1.27X, 1.48X vs 1.49X, 1.40X
-vs 1.71X, 1.44X vs 1.61X in four runs); in a fifth it failed at 1X already, where a burst of
-slow readers took its API p95 over 1.5 s (desktop: 1.58X). The headline claims the lead only as
-far as the intervals support it.
+The demo's target (sync workers whose service slows as more requests are in it, so the wait
+grows from low load on: docs/design.md#contention) and the product-wide objectives of
+`breakpoint demo` (the API's p95 < 1.5 s, page view p95 < 6 s, each profile's client timeout),
+with two segments: android-lowend-3g, whose network already takes about 1 s of each API call, and
+desktop-broadband. The scenario is the bundled shop without its 200 KB asset, so the steps stay
+a few seconds long; the break is on the API's objectives either way.
 
-Not asserted: that the intervals are apart, or that 3G is named first. The wait of this target
-jumps near its capacity (in one run every segment held at 1.47X with API p95s of 1.0-1.4 s and
-failed at 1.50X at 2.5 s and more), so every segment's break lies within a few percent of the
-others' and which one crosses first is close to chance (docs/design.md#demo). Issue 16 stays
-open on that.
+Asserted: 3G is named first, on a latency objective, at a lower multiplier (2.0X-2.6X against
+desktop's 3.0X-4.3X in five runs), and at the level where it first failed desktop held, measured
+in the same steps (at 40-44% of its objective in those runs); the headline calls the order
+certain exactly when the intervals are apart. Not asserted: that they are apart. 3G's p95 crosses
+1.5 s at a shallow angle (1.51 s, 1.52 s, 1.56 s at 3X, 2.75X and 2.64X of 30 req/s in one run),
+so its interval is wide ([1X, 3.8X] there) and in these short runs it reached desktop's (3.327X
+against 3.325X at best); issue 16 stays open on that.
 """
 
 from __future__ import annotations
@@ -25,41 +24,70 @@ from pathlib import Path
 
 import pytest
 
-from breakpoint.demo.run import DEMO_OBJECTIVES, run_demo
+from breakpoint.analysis.search import Search
+from breakpoint.demo.run import DEMO_OBJECTIVES, demo_target_config
+from breakpoint.demo.target import start_target_process
+from breakpoint.load.run import execute
+from breakpoint.load.settings import RunSettings
+from breakpoint.output.publish import publish
+from breakpoint.plan.objectives import apply as apply_objectives
+from breakpoint.plan.profiles import resolve_profiles
+from breakpoint.plan.steps import Plan
 
 pytestmark = pytest.mark.e2e
 
+SHOP_API = Path(__file__).resolve().parent / "scenarios" / "shop_api.py"
 
-def test_low_end_3g_breaks_first_behind_sync_workers(tmp_path: Path) -> None:
-    report = run_demo(quick=True, out_dir=tmp_path, say=lambda _: None)
-    summary = json.loads((report.parent / "summary.json").read_text())
+
+def test_low_end_3g_breaks_clearly_before_desktop_behind_sync_workers(tmp_path: Path) -> None:
+    profiles = apply_objectives(
+        resolve_profiles(["android-lowend-3g", "desktop-broadband"]), DEMO_OBJECTIVES
+    )
+    # 1X to 4X in whole steps (3G's objective is crossed between 2X and 3X, desktop's between 3X
+    # and 4X), then two refinement levels inside each bracket.
+    plan = Plan(
+        model="open",
+        baseline=40.0,
+        max_multiplier=6.0,
+        linear_until=4.0,
+        warmup_s=1.0,
+        hold_s=3.0,
+        refine_levels=2,
+        refine_repeats=1,
+        seed=3,
+    )
+    with start_target_process(demo_target_config(seed=3)) as target:
+        settings = RunSettings(
+            scenario=SHOP_API,
+            host=target.url,
+            plan=plan,
+            profiles=profiles,
+            label="objectives",
+            out_dir=tmp_path,
+            emulate=True,
+        )
+        run_dir = execute(settings, Search.for_profiles(plan, profiles, emulate=True))
+    publish(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
     breaks = {s["profile"]: s["break"] for s in summary["segments"]}
     low, desk = breaks["android-lowend-3g"], breaks["desktop-broadband"]
-    if summary["first_to_break"] is None:
-        # The generator bound the walk before any break (seen once in CI, on a loaded machine):
-        # the run must say so rather than claim that nothing broke.
-        kinds = {w["kind"] for w in summary["warnings"]}
-        assert {"generator_bound", "stopped_before_cap"} <= kinds, (kinds, breaks)
-        assert "not evidence that they hold" in (report.parent / "summary.md").read_text()
-        return
-    detail = f"3G {low}; desktop {desk}"
-    assert low["criterion"] == "latency", detail
-    assert low["objective"] in {o.label for o in DEMO_OBJECTIVES}, detail
+    detail = f"3G {low}; desktop {desk}; warnings {[w['kind'] for w in summary['warnings']]}"
+    assert summary["first_to_break"] == "android-lowend-3g", detail
     segs = {s["profile"]: s for s in summary["segments"]}
-    if low["label"] != "bracketed":
-        # Failed at the lowest level (a burst of slow readers at 1X): below desktop all the
-        # same, and said as such.
-        assert segs["android-lowend-3g"]["first_fail_multiplier"] == 1.0, detail
+    if segs["android-lowend-3g"]["first_fail_multiplier"] == 1.0:
+        # Failed at the lowest level (at 1X its p95 is 85-89% of the objective): below desktop
+        # all the same, and said as such.
         assert segs["desktop-broadband"]["last_pass_multiplier"] >= 1.0, detail
         return
+    for b in (low, desk):
+        assert b["label"] == "bracketed" and b["criterion"] == "latency", detail
+        assert b["objective"] in {o.label for o in DEMO_OBJECTIVES}, detail
     assert low["multiplier"] < desk["multiplier"], detail
-    # The headline claims the lead over the next segment only as far as the intervals support.
-    first = breaks[summary["first_to_break"]]
     lead = summary["first_lead"]
-    following = breaks[lead["next"]]
-    apart = first["high"] is not None and following["low"] is not None
-    apart = apart and first["high"] < following["low"]
-    assert lead["apart"] is apart, (lead, first, following)
-    digest = (report.parent / "summary.md").read_text()
-    assert f"First to break: {summary['first_to_break']}" in digest
-    assert apart or "not certain" in digest + lead["text"], lead
+    assert lead["next"] == "desktop-broadband" and lead["beside"]["next_held"] is True, lead
+    apart = low["high"] is not None and desk["low"] is not None and low["high"] < desk["low"]
+    assert lead["apart"] is apart and lead["clearly_first"] is apart, lead
+    digest = (run_dir / "summary.md").read_text()
+    assert "First to break: android-lowend-3g" in digest
+    assert ("clearly first" in digest) is apart
+    assert apart or "not certain" in lead["text"], lead

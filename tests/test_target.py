@@ -208,6 +208,7 @@ def test_thousands_of_concurrent_connections_are_served() -> None:
         pytest.param("port", {"port": 70000}, id="port-range"),
         pytest.param("max_queue", {"max_queue": -1}, id="negative-queue"),
         pytest.param("distribution", {"distribution": "pareto"}, id="unknown-distribution"),
+        pytest.param("contention", {"contention": -0.1}, id="negative-contention"),
     ],
 )
 def test_config_rejects_bad_values(field: str, kwargs: dict[str, object]) -> None:
@@ -361,6 +362,31 @@ def test_stall_makes_a_request_wait_about_the_stall() -> None:
         writer.close()
 
     _with_server(TargetConfig(workers=2, service_ms=1.0, distribution="constant"), scenario)
+
+
+def test_contention_slows_each_service_by_the_requests_already_in_service() -> None:
+    """Four requests at once on an idle target with contention 0.5: they start with 0, 1, 2 and 3
+    others in service, so they take about 1, 1.5, 2 and 2.5 times the service time; alone, one
+    takes 1 (docs/design.md#contention). The held time reported stays per unit of slowdown."""
+    config = TargetConfig(workers=8, service_ms=40.0, distribution="constant", contention=0.5)
+    assert config.capacity_rps == pytest.approx(8 / (0.040 * (1 + 0.5 * 7)))
+
+    async def timed(server: TargetServer) -> float:
+        reader, writer = await _connect(server)
+        start = time.perf_counter()
+        assert (await _exchange(reader, writer, "GET", "/api/page"))[0] == 200
+        writer.close()
+        return time.perf_counter() - start
+
+    async def scenario(server: TargetServer) -> None:
+        alone = await timed(server)
+        together = sorted(await asyncio.gather(*(timed(server) for _ in range(4))))
+        assert together[-1] >= 2.0 * alone, (alone, together)
+        assert together[-1] >= 2.0 * together[0], together
+        stats = server.stats()
+        assert stats["held_service_ms_mean"] == pytest.approx(40.0, rel=0.2)
+
+    _with_server(config, scenario)
 
 
 async def _hammer(port: int, connections: int, duration_s: float, warmup_s: float) -> float:

@@ -118,7 +118,7 @@ class Beside:
 
 @dataclass(frozen=True)
 class Lead:
-    """The first segment to break against the next one."""
+    """The first segment to break against the next one, and against all the others."""
 
     first: str
     next: str
@@ -126,6 +126,18 @@ class Lead:
     next_multiplier: float
     apart: bool  # the first's interval ends below the next one's begins
     beside: Beside | None = None
+    # The other segments whose interval begins above the first's ends (held ones included:
+    # their interval begins at the highest level they held), in break order.
+    clearly_before: tuple[str, ...] = ()
+    others: int = 0  # segments besides the first
+    # When the first is not clearly ahead of the next: the smallest group of first segments
+    # whose intervals all end below every other segment's begins (empty: there is none).
+    group: tuple[str, ...] = ()
+
+    @property
+    def clearly_first(self) -> bool:
+        """Its interval ends below every other segment's begins: the order is a finding."""
+        return self.others > 0 and len(self.clearly_before) == self.others
 
     @property
     def earlier(self) -> float:
@@ -134,15 +146,34 @@ class Lead:
 
     @property
     def text(self) -> str:
-        order = (
-            "their 95% intervals are apart"
-            if self.apart
-            else "their 95% intervals overlap: which breaks first is not certain"
-        )
         text = (
-            f"{self.earlier:.0%} earlier than the next, {self.next} "
-            f"({self.next_multiplier:.3g}X); {order}"
+            f"{self.earlier:.0%} earlier than the next, {self.next} ({self.next_multiplier:.3g}X); "
         )
+        if self.clearly_first:
+            text += (
+                "their 95% intervals are apart; clearly first: its interval ends below every "
+                "other segment's begins"
+            )
+        elif self.apart:
+            text += (
+                f"their 95% intervals are apart, and it breaks clearly before "
+                f"{len(self.clearly_before)} of the {self.others} others"
+            )
+        else:
+            text += "their 95% intervals overlap: which of the two breaks first is not certain"
+            if len(self.group) > 1:
+                rest = self.others + 1 - len(self.group)
+                text += (
+                    f"; together, {' and '.join(self.group)} break clearly before "
+                    f"{'the other one' if rest == 1 else f'the {rest} others'} (95% intervals "
+                    "apart)"
+                )
+            elif self.clearly_before:
+                text += (
+                    f"; it breaks clearly before {len(self.clearly_before)} of the "
+                    f"{self.others} others, {', '.join(self.clearly_before)} (95% intervals "
+                    "apart)"
+                )
         return text if self.beside is None else f"{text}; {self.beside.text}"
 
 
@@ -158,7 +189,38 @@ def lead(analysis: Analysis) -> Lead | None:
     assert a.multiplier is not None and b.multiplier is not None
     apart = a.high is not None and b.low is not None and a.high < b.low
     beside = _beside(analysis, broke[0], broke[1])
-    return Lead(broke[0].profile, broke[1].profile, a.multiplier, b.multiplier, apart, beside)
+    # Held segments come after every broken one: their break lies above what they held.
+    held = [s for s in analysis.segments.values() if s.breaking.label == "not_reached"]
+    order = [*broke, *held]
+    others = [s for s in analysis.segments.values() if s.profile != broke[0].profile]
+    clearly = tuple(s.profile for s in order[1:] if _ends_below(a.high, [s]))
+    group: tuple[str, ...] = ()
+    for size in range(2, len(order)):
+        ahead = order[:size]
+        highs = [h for s in ahead if (h := s.breaking.high) is not None]
+        rest = [s for s in analysis.segments.values() if s not in ahead]
+        if len(highs) == size and _ends_below(max(highs), rest):
+            group = tuple(s.profile for s in ahead)
+            break
+    return Lead(
+        broke[0].profile,
+        broke[1].profile,
+        a.multiplier,
+        b.multiplier,
+        apart,
+        beside,
+        clearly,
+        len(others),
+        () if apart else group,
+    )
+
+
+def _ends_below(high: float | None, rest: Sequence[SegmentAnalysis]) -> bool:
+    """`high` lies below where every one of `rest`'s intervals begins (a segment without a
+    verdict has none, so nothing is apart from it)."""
+    return high is not None and all(
+        s.breaking.low is not None and high < s.breaking.low for s in rest
+    )
 
 
 def _beside(analysis: Analysis, first: SegmentAnalysis, after: SegmentAnalysis) -> Beside | None:
@@ -209,6 +271,9 @@ def why_fields(
             "next": first.next,
             "earlier": first.earlier,
             "apart": first.apart,
+            "clearly_first": first.clearly_first,
+            "clearly_before": list(first.clearly_before),
+            "group": list(first.group),
             "text": first.text,
             # Side by side where the first one first failed (None: it never failed).
             "beside": None

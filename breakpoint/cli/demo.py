@@ -26,7 +26,7 @@ from breakpoint.cli.options import echo, out_option
     type=click.FloatRange(0, 60_000, min_open=True),
     default=20.0,
     show_default=True,
-    help="Mean service time per request (S), exponential.",
+    help="Mean service time per request (S).",
 )
 @click.option(
     "--port",
@@ -47,6 +47,20 @@ from breakpoint.cli.options import echo, out_option
     is_flag=True,
     help="Hold a worker until its response is written (gunicorn sync): slow readers hold workers.",
 )
+@click.option(
+    "--distribution",
+    type=click.Choice(["exponential", "constant"]),
+    default="exponential",
+    show_default=True,
+    help="Service time distribution (exponential: an M/M/c queue).",
+)
+@click.option(
+    "--contention",
+    type=click.FloatRange(0, 10),
+    default=0.0,
+    show_default=True,
+    help="Each request in service slows the others' service by this fraction (USL's sigma).",
+)
 def target(
     workers: int,
     service_ms: float,
@@ -54,8 +68,13 @@ def target(
     seed: int,
     max_queue: int | None,
     sync_workers: bool,
+    distribution: str,
+    contention: float,
 ) -> None:
-    """Run the embedded demo target (an M/M/c service) on 127.0.0.1 until stopped."""
+    """Run the embedded demo target (an M/M/c service) on 127.0.0.1 until stopped.
+
+    `breakpoint demo`'s target is `--workers 128 --service-ms 80 --distribution constant
+    --contention 0.057 --sync-workers`."""
     from breakpoint.demo.target import TargetConfig, run_target
 
     config = TargetConfig(
@@ -65,6 +84,8 @@ def target(
         seed=seed,
         max_queue=max_queue,
         sync_workers=sync_workers,
+        contention=contention,
+        distribution="constant" if distribution == "constant" else "exponential",
     )
     raise SystemExit(run_target(config, out=echo))
 
@@ -75,7 +96,7 @@ def target(
 @click.option(
     "--service-ms",
     type=click.FloatRange(0, 10_000, min_open=True),
-    default=20.0,
+    default=80.0,
     show_default=True,
     help="The demo target's mean service time (a slower 'release').",
 )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from breakpoint.demo.service import Distribution
 from breakpoint.demo.target import TargetConfig, start_target_process
 from breakpoint.plan.objectives import PAGE_VIEW, Objective, describe
 from breakpoint.plan.objectives import apply as apply_objectives
@@ -23,16 +24,19 @@ DEMO_BASELINE_RPS = 40.0
 # What a product team would set (docs/design.md#demo): one product-wide objective on what the
 # person waits for, a page view, one on the API, plus each profile's own client timeout (a
 # request past it fails). The API's 1.5 s leaves the low-end 3G user (about 1 s of network per
-# call) the least headroom: with 2 s every segment broke between 1.6X and 2X in no steady
-# order; with 1.5 s 3G broke below desktop in every run seen (docs/design.md#demo).
+# call) the least headroom.
 DEMO_OBJECTIVES = (
     Objective(PAGE_VIEW, 95.0, 6000.0, "breakpoint demo"),
     Objective("/api/page", 95.0, 1500.0, "breakpoint demo"),
     Objective("/api/search", 95.0, 1500.0, "breakpoint demo"),
 )
-# A synchronous server (gunicorn sync workers): a worker is held until its response is written,
-# so slow readers consume capacity; enough workers that 1X uses a few of them.
-DEMO_WORKERS = 8
+# A synchronous server (gunicorn sync workers: slow readers hold workers) whose service slows
+# with contention, so the wait grows from low load on and each segment's headroom gives it its
+# own break (docs/design.md#demo); the contention limit is near 4X.
+DEMO_WORKERS = 128
+DEMO_SERVICE_MS = 80.0
+DEMO_CONTENTION = 0.057
+DEMO_DISTRIBUTION: Distribution = "constant"
 
 
 def bundled_scenario() -> Path:
@@ -45,18 +49,18 @@ def bundled_scenario() -> Path:
 
 def demo_plan(*, quick: bool, seed: int = 1) -> Plan:
     if quick:
-        # 1X, 2X, 4X, 8X, 10X until every segment failed, then two refinement levels (with
-        # one, where it landed decided the finding: at 1.15X it separated 3G from desktop, at
-        # 1.77X it did not); steps follow the slowest segment (a 3G 200 KB download is 5 s).
+        # 1X to 4X in whole steps (the target's contention limit is near 4.4X), then one
+        # refinement level per bracket; steps follow the slowest segment (a 3G 200 KB download
+        # is 5 s), so each lasts about 20 s.
         return Plan(
             model="open",
             baseline=DEMO_BASELINE_RPS,
             max_multiplier=10.0,
-            linear_until=2.0,
-            beyond_factor=2.0,
+            linear_until=4.0,
+            beyond_factor=1.5,
             warmup_s=1.0,
             hold_s=3.0,
-            refine_levels=2,
+            refine_levels=1,
             refine_repeats=1,
             seed=seed,
         )
@@ -66,16 +70,26 @@ def demo_plan(*, quick: bool, seed: int = 1) -> Plan:
         max_multiplier=10.0,
         warmup_s=2.0,
         hold_s=6.0,
-        # Every segment breaks between 1X and 2X: four levels there let the slowest segment's
-        # bracket close below the others' (with two, five of six segments shared [1.3X, 2X]).
-        refine_levels=4,
+        # Two levels per bracket, repeated: with four (and two separating steps more) a run
+        # took 8.5 minutes, 19 steps of about 22 s (docs/design.md#demo).
+        refine_levels=2,
         refine_repeats=2,
-        # Then up to four steps between the first segment and the next (analysis/separate.py):
-        # refinement narrows each segment's own bracket, the headline is about their order. Not
-        # in --quick: in five quick runs with three such steps, none came apart from the next
-        # segment, for about 50 s more (docs/design.md#demo).
-        separate_levels=4,
+        # Then up to two steps between the first segment and the next (analysis/separate.py).
+        separate_levels=2,
         seed=seed,
+    )
+
+
+def demo_target_config(*, service_ms: float = DEMO_SERVICE_MS, seed: int = 1) -> TargetConfig:
+    """The demo's target: sync workers whose service slows with contention (docs/design.md#demo)."""
+    return TargetConfig(
+        workers=DEMO_WORKERS,
+        service_ms=service_ms,
+        seed=seed,
+        port=0,
+        sync_workers=True,
+        contention=DEMO_CONTENTION,
+        distribution=DEMO_DISTRIBUTION,
     )
 
 
@@ -83,7 +97,7 @@ def run_demo(
     *,
     quick: bool,
     out_dir: Path,
-    service_ms: float = 20.0,
+    service_ms: float = DEMO_SERVICE_MS,
     label: str = "demo",
     say: Callable[[str], None] = print,
     seed: int = 1,
@@ -102,9 +116,7 @@ def run_demo(
 
     plan = demo_plan(quick=quick, seed=seed)
     profiles = apply_objectives(resolve_profiles(default_profile_names()), DEMO_OBJECTIVES)
-    config = TargetConfig(
-        workers=DEMO_WORKERS, service_ms=service_ms, seed=seed, port=0, sync_workers=True
-    )
+    config = demo_target_config(service_ms=service_ms, seed=seed)
     with start_target_process(config) as target:
         say(f"demo target: {target.url} ({config.describe()})")
         say(
@@ -125,6 +137,7 @@ def run_demo(
                 "kind": "embedded",
                 "workers": config.workers,
                 "sync_workers": config.sync_workers,
+                "contention": config.contention,
                 "service_ms": config.service_ms,
                 "seed": config.seed,
                 "capacity_rps": config.capacity_rps,

@@ -110,6 +110,7 @@ class TargetServer:
         self._connection_tasks: set[asyncio.Task[Any]] = set()
         self._connections_total = 0
         self._in_flight = 0
+        self._in_service = 0  # requests holding a worker for their service time now
         self._stall_until = 0.0
         # Responses of the service's own paths by (path, status), never reset: the counter
         # /metrics exposes (a Prometheus counter only ever grows).
@@ -333,8 +334,14 @@ class TargetServer:
         try:
             while (wait_s := self._stall_until - time.perf_counter()) > 0:
                 await asyncio.sleep(wait_s)  # the stall is not service: it is not measured
-            drawn_ms = self._sampler.draw_ms(cost)
-            held_s = await self._timer.hold(drawn_ms / 1000.0)
+            # Contention: slower by sigma for every other request in service (service.py).
+            slowdown = 1.0 + self.config.contention * self._in_service
+            drawn_ms = self._sampler.draw_ms(cost) * slowdown
+            self._in_service += 1
+            try:
+                held_s = await self._timer.hold(drawn_ms / 1000.0)
+            finally:
+                self._in_service -= 1
         except BaseException:
             self._pool.release()
             raise
@@ -342,8 +349,8 @@ class TargetServer:
             self._pool.release()
         counters = self._counters
         counters.held_count += 1
-        counters.held_total_ms += held_s * 1000.0 / cost
-        counters.drawn_total_ms += drawn_ms / cost
+        counters.held_total_ms += held_s * 1000.0 / (cost * slowdown)
+        counters.drawn_total_ms += drawn_ms / (cost * slowdown)
         return True
 
     async def _respond(

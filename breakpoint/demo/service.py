@@ -43,6 +43,11 @@ class TargetConfig:
     # A worker is held until its response is written (gunicorn sync, thread-per-request): slow
     # readers then hold workers, and capacity_rps is an upper bound (docs/design.md#sync-workers).
     sync_workers: bool = False
+    # Contention (the linear term of Gunther's Universal Scalability Law): a request's service is
+    # slower by this fraction for every other request in service when it starts, as locks, a
+    # shared database or a shared CPU make it. The wait then grows from low load on instead of
+    # only at the workers' limit (docs/design.md#contention). 0: none, an M/M/c queue.
+    contention: float = 0.0
 
     def __post_init__(self) -> None:
         source = "target"
@@ -54,6 +59,10 @@ class TargetConfig:
             raise ConfigError("must be between 0 and 65535", source=source, field="port")
         if self.max_queue is not None and self.max_queue < 0:
             raise ConfigError("must be 0 or more (or unset)", source=source, field="max_queue")
+        if not 0 <= self.contention <= 10:
+            raise ConfigError(
+                "must be between 0 (none) and 10", source=source, field="contention"
+            )
         if self.distribution not in DISTRIBUTIONS:
             raise ConfigError(
                 f"must be one of {', '.join(DISTRIBUTIONS)}", source=source, field="distribution"
@@ -61,12 +70,19 @@ class TargetConfig:
 
     @property
     def capacity_rps(self) -> float:
-        """Requests per second the workers can complete on /api/page: c / S."""
-        return self.workers / self.service_ms * 1000.0
+        """Requests per second the workers can complete on /api/page: c / S, or with contention
+        sigma c / (S (1 + sigma (c - 1))), every worker in service."""
+        slowdown = 1.0 + self.contention * (self.workers - 1)
+        return self.workers / (self.service_ms * slowdown) * 1000.0
 
     def describe(self) -> str:
         """One line stating the capacity and what it follows from."""
         queue_note = "" if self.max_queue is None else f", max queue {self.max_queue}"
+        if self.contention:
+            queue_note += (
+                f", contention {self.contention:g}: each request in service slows the others' "
+                f"service by {self.contention:.0%}"
+            )
         if self.sync_workers:
             queue_note += (
                 "; sync workers: each is held until its response is written, so slow "

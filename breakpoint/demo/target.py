@@ -208,6 +208,8 @@ def start_target_process(
         argv += ["--max-queue", str(config.max_queue)]
     if config.sync_workers:
         argv.append("--sync-workers")
+    if config.contention:
+        argv += ["--contention", repr(config.contention)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     # Let the child import this very package even when it is not installed.
     package_root = str(Path(__file__).resolve().parents[2])
@@ -255,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-queue", type=int, default=defaults.max_queue)
     parser.add_argument("--distribution", choices=DISTRIBUTIONS, default=defaults.distribution)
     parser.add_argument("--sync-workers", action="store_true")
+    parser.add_argument("--contention", type=float, default=defaults.contention)
     args = parser.parse_args(argv)
     try:
         config = TargetConfig(
@@ -266,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             max_queue=args.max_queue,
             distribution=args.distribution,
             sync_workers=args.sync_workers,
+            contention=args.contention,
         )
         return run_target(config)
     except BreakpointError as exc:
