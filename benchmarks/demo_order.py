@@ -21,7 +21,7 @@ from typing import Any
 
 from _readme import write_section
 
-from breakpoint.demo.run import run_demo
+from breakpoint.demo.run import demo_target_config, run_demo
 
 LOW, DESK = "android-lowend-3g", "desktop-broadband"
 HEADING = "## Who breaks first in the demo (demo_order.py)"
@@ -106,7 +106,8 @@ def main() -> None:
             f"{f' --first-seed {args.first_seed}' if args.first_seed != 1 else ''}` "
             f"({time.strftime('%Y-%m-%d')}, 2 CPUs; took {time.monotonic() - started:.0f} s). "
             f"{mode} with seeds {seeds[0]}..{seeds[-1]}, each against its own embedded target "
-            "(8 sync workers, 20 ms), objectives page view p95 < 6 s and the API's p95 < 1.5 s.",
+            f"({demo_target_config().describe()}), objectives page view p95 < 6 s and the API's "
+            "p95 < 1.5 s.",
             "",
             "| seed | first | android-lowend-3g | desktop-broadband | /metrics parse (mean, max) |",
             "|---|---|---|---|---|",
