@@ -91,7 +91,7 @@ def target(
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A shorter plan (about 100 seconds).")
+@click.option("--quick", is_flag=True, help="A shorter plan (about 2.5 minutes).")
 @out_option("Reports folder.")
 @click.option(
     "--service-ms",
