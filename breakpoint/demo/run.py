@@ -49,7 +49,7 @@ def bundled_scenario() -> Path:
 
 def demo_plan(*, quick: bool, seed: int = 1) -> Plan:
     if quick:
-        # 1X to 4X in whole steps (the target's contention limit is near 4.4X), then one
+        # 1X to 4X in whole steps (the target's contention limit is near 4X), then one
         # refinement level per bracket; steps follow the slowest segment (a 3G 200 KB download
         # is 5 s), so each lasts about 20 s.
         return Plan(

@@ -80,8 +80,8 @@ class TargetConfig:
         queue_note = "" if self.max_queue is None else f", max queue {self.max_queue}"
         if self.contention:
             queue_note += (
-                f", contention {self.contention:g}: each request in service slows the others' "
-                f"service by {self.contention:.0%}"
+                f", contention {self.contention:g}: a request's service is "
+                f"{self.contention:.1%} slower for every other request in service"
             )
         if self.sync_workers:
             queue_note += (
