@@ -12,6 +12,7 @@ in one CI run and 104 ms at 2X, the p95's own rise looked early, and busy worker
 in about one run of three: twice the rate and 6 s holds give each level about 2.4 times the
 requests.) About 55 s.
 """
+
 from __future__ import annotations
 
 import json

@@ -60,9 +60,7 @@ class TargetConfig:
         if self.max_queue is not None and self.max_queue < 0:
             raise ConfigError("must be 0 or more (or unset)", source=source, field="max_queue")
         if not 0 <= self.contention <= 10:
-            raise ConfigError(
-                "must be between 0 (none) and 10", source=source, field="contention"
-            )
+            raise ConfigError("must be between 0 (none) and 10", source=source, field="contention")
         if self.distribution not in DISTRIBUTIONS:
             raise ConfigError(
                 f"must be one of {', '.join(DISTRIBUTIONS)}", source=source, field="distribution"
