@@ -7,10 +7,20 @@ refinement level, one run a side instead of `--repeat 3` (the statistics of seve
 are unit-tested in test_compare.py). Without the refinement level the two releases share only
 2X, where one passes and the other fails: their honest intervals touch there, and one run a side
 cannot show a change beyond the 3% noise band. The base holds 8 workers x 20 ms per request,
-about 291 iterations/s of the shop's mix (mean cost 1.375 x S): with 1X = 120/s it passes 2X and is
-overloaded at 3X. The new release takes 60 ms, about 97/s, below 1X: `compare` must exit 3. An
-identical release on a third port must exit 0: base and new deployments differ in URL, and that
-is no reason to refuse a comparison.
+about 291 iterations/s of the shop's mix (mean cost 1.375 x S): with 1X = 120/s it passes 2X and
+is overloaded at 3X, but only by 10-25%, and a 2 s step there passed in about 1 run of 6. With
+the cap at 3X such a run held to the cap, [3X, inf), and an identical release that failed at
+2.87X was judged a regression of it (CI, 2026-11-30). The cap at 3.5X puts a clearly overloaded
+level above 3X: its completions show the 3X pass to be a transient (placement's settling check)
+and the interval begins near 2X again (3 of 4 runs at 1X = 110/s passed 3X; all four intervals
+began at 2.04-2.12X). The new release takes 60 ms, about 97/s: it fails 1X (p95 0.6-2.1 s in
+3 runs), so its break is "at most 1X", an extrapolation, and `compare` must exit 3. A release
+that breaks inside the plan is not one a single run a side can tell apart from the base: at
+40 or 45 ms its break was bracketed near 1.3X, but the level bootstrap redraws that level,
+close to its capacity, as a pass, and its interval then reached the failing 2X (1.93-1.97X, in
+3 of 11 runs), against the base's beginning at 2.0X: inconclusive. An identical release on a
+third port must exit 0: base and new deployments differ in URL, and that is no reason to refuse
+a comparison.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ BUDGET_S = 120.0  # the whole test: three runs, two comparisons and the history
 ROOT = Path(__file__).resolve().parents[1]
 SHORT_PLAN = [
     *("--profiles", "desktop-broadband", "--no-emulation", "--baseline-rps", "120"),
-    *("--warmup-s", "1", "--hold-s", "2", "--max-multiplier", "3"),
+    *("--warmup-s", "1", "--hold-s", "2", "--max-multiplier", "3.5"),
     *("--refine-levels", "1", "--refine-repeats", "1", "--repeat", "1"),
 ]
 
@@ -82,7 +92,7 @@ def test_the_readme_recipe_fails_a_slower_release_and_passes_an_identical_one(
     env.pop("GITHUB_STEP_SUMMARY", None)
     with (
         start_target_process(TargetConfig(workers=8, service_ms=20.0)) as base,
-        start_target_process(TargetConfig(workers=8, service_ms=40.0)) as slow,
+        start_target_process(TargetConfig(workers=8, service_ms=60.0)) as slow,
         start_target_process(TargetConfig(workers=8, service_ms=20.0, seed=2)) as same,
     ):
         assert len({base.url, slow.url, same.url}) == 3  # three deployments, three addresses
