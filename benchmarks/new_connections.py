@@ -1,8 +1,9 @@
 """How many of a slow segment's requests open a new emulated connection, step by step.
 
 A person's connection should follow the scenario (its think time), not the load generator's
-pool of users. This counts the connections the emulator creates (load/emulate.py
-`_Connection`) in each step's measured window of a short search: android-lowend-3g alone, the
+pool of users (docs/design.md#connections-per-arrival). This counts the new connections the
+emulator opens (load/emulate.py `_Connection`, not the kept-alive one an arrival is handed) in
+each step's measured window of a short search: android-lowend-3g alone, the
 shop's pages and searches (tests/scenarios/shop_api.py), the demo's target, 16 req/s at 1X,
 whole steps 1X to 4X. It prints per step the requests, the new connections, and the segment's
 mean network time per request, next to the network model's times for a warm and a new
@@ -43,12 +44,27 @@ SEGMENT = "android-lowend-3g"
 CREATED: list[float] = []
 
 
+ARRIVING = [False]  # inside _Emulator.arrive: the connection the person already holds
+
+
 class _Counted(emulate._Connection):
-    """The emulator's connection, noting when each one is created."""
+    """The emulator's connection, noting when each new one (set-up round trips) is created."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        CREATED.append(time.time())
+        if not ARRIVING[0]:
+            CREATED.append(time.time())
+
+
+def _arrive(self: emulate._Emulator, think_s: float) -> None:
+    ARRIVING[0] = True
+    try:
+        _ARRIVE(self, think_s)
+    finally:
+        ARRIVING[0] = False
+
+
+_ARRIVE = emulate._Emulator.arrive
 
 
 def main() -> None:
@@ -57,6 +73,7 @@ def main() -> None:
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     emulate._Connection = _Counted  # type: ignore[misc]
+    emulate._Emulator.arrive = _arrive  # type: ignore[method-assign]
     (profile,) = apply_objectives(resolve_profiles([SEGMENT]), DEMO_OBJECTIVES)
     plan = Plan(
         model="open",

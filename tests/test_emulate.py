@@ -123,12 +123,18 @@ def _large_path(name: str) -> str:
     return "/api/search?q=x" if name == "2g-rural" else "/static/asset.bin"
 
 
-def _check_against_model(profile: Profile, samples: list[Sample]) -> list[str]:
-    """Compare every sample with the model; return a readable line per sample."""
+def _check_against_model(
+    profile: Profile,
+    samples: list[Sample],
+    states: list[tuple[bool, float | None]] | None = None,
+) -> list[str]:
+    """Compare every sample with the model; return a readable line per sample. `states`: each
+    request's (new connection?, congestion window) for netmodel.predict; by default the first
+    request opens a connection and the others reuse it."""
     lines = []
     for i, s in enumerate(samples):
         ctx = s["context"]
-        cold = i == 0
+        cold, cwnd = states[i] if states is not None else (i == 0, None)
         assert ctx["bp_emulated"] is True
         assert ctx["bp_new_connection"] is cold, f"{ctx['case']} request {i}"
         assert ctx["bp_segment"] == profile.name  # the user's own context() is kept
@@ -137,6 +143,7 @@ def _check_against_model(profile: Profile, samples: list[Sample]) -> list[str]:
             ctx["bp_request_bytes"],
             ctx["bp_response_bytes"],
             new_connection=cold,
+            cwnd_bytes=cwnd,
             body_bytes=s["response_length"],
         )
         # Loss is random per request: the model's expected delay is swapped for the drawn one.
@@ -189,6 +196,27 @@ def test_every_profile_matches_the_model_cold_and_warm(target: TargetProcess) ->
             assert lengths == {ASSET_BYTES}, (case, lengths)
         report += _check_against_model(PROFILES[name], case_samples)
     print("\n".join(report))
+
+
+def test_an_arrival_gets_the_connection_its_think_time_leaves(target: TargetProcess) -> None:
+    """Open model (docs/design.md#connections-per-arrival): a pooled user handed an arrival
+    gets the connection of a person who last used it one think time ago, whatever the user
+    did before. A fresh user after no think time: kept alive, window settled. After 2 s (past
+    low-end 3G's RTO): no set-up, slow start from the initial window. After 90 s (past the
+    60 s keep-alive): a new connection."""
+    profile = PROFILES["android-lowend-3g"]
+    initial = netmodel.initial_cwnd_bytes(profile.network)
+    thinks = (0.0, 2.0, 90.0)
+
+    def body(self: Any) -> None:
+        emulator = emulate.emulator_of(self)
+        for think in thinks:
+            emulator.arrive(think)
+            self.client.get("/static/asset.bin" if think < 60 else "/api/page")
+
+    samples = _run([_user(FastHttpUser, target.url, profile, body)], expected=3, limit_s=40)
+    lines = _check_against_model(profile, samples, [(False, None), (False, initial), (True, None)])
+    print("\n".join(lines))
 
 
 @pytest.mark.parametrize("kind", sorted(CLIENTS))

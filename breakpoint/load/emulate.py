@@ -120,6 +120,8 @@ class _Emulator(PacedReads):
         self.tap: _EventTap = tap if isinstance(tap, _EventTap) else _EventTap(tap)
         self._report = self.tap.event.fire
         self.base_key, self.base_tls = self._key_of(client.base_url or "")
+        self._max_conn = n.max_connections
+        self.dropped = False  # a connection was closed since the last arrival (arrive())
         self.base_host = self.hosts[self.base_key] = _HostConnections(
             n.max_connections, self.base_tls
         )
@@ -130,6 +132,24 @@ class _Emulator(PacedReads):
         self.timeouts = 0
 
     # -- connections ---------------------------------------------------------------------------
+    def arrive(self, think_s: float) -> None:
+        """An open-model arrival: the person behind it last used their connections one think
+        time ago (docs/design.md#connections-per-arrival). Idle connections are aged to it (a new
+        connection past 60 s, slow start again past one RTO) and a pooled user without one to the
+        base host gets the connection that person already holds, so the share of new
+        connections follows the scenario, not how many users the generator happens to keep."""
+        now = _perf()
+        since = now - max(0.0, think_s)
+        for host in self.hosts.values():
+            for conn in host.idle:
+                conn.idle_since = since
+        base = self.base_host
+        dropped, self.dropped = self.dropped, False
+        if not dropped and not base.idle and base.slots.counter == self._max_conn:
+            # Its window has settled (a kept-alive connection's, as netmodel.predict assumes);
+            # past one RTO the request restarts it from the initial window anyway.
+            base.idle.append(_Connection(math.inf, since))
+
     @staticmethod
     def _key_of(url: str) -> tuple[str, bool]:
         parts = urlsplit(url)
@@ -298,6 +318,8 @@ class _Emulator(PacedReads):
             if acquired:
                 if reuse and conn is not None:
                     host.idle.append(conn)
+                else:
+                    self.dropped = True  # closed: the person's next page view reconnects
                 host.slots.release()
 
         # netmodel.device_ms, with the scenario's own cost for this request

@@ -217,7 +217,23 @@ def _wrap(
         hooks.user_wait(ticket.window, max(0.0, now - ticket.issued_mono))
         self._bp_iter_start = ticket.intended
         self._bp_window = ticket.window
+        emulator = getattr(self, "_bp_emulator", None)
+        if emulator is not None:
+            emulator.arrive(_think_s(self))
         return 0.0
+
+    def _think_s(self: Any) -> float:
+        """The scenario's own think time, as its closed-model user would wait it (0 without
+        one): how long ago the person behind an arrival last used their connection."""
+        if original_wait is None:
+            return 0.0
+        try:
+            return max(0.0, float(original_wait(self)))
+        except Exception as exc:
+            if crashes is None:
+                raise
+            crashes.record(cls.__name__, exc, exc.__traceback__, "its wait_time")
+            return 0.0
 
     if model == "open":
 
