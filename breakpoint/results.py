@@ -32,6 +32,7 @@ class EndpointStats:
     p95_ms: float | None
     p99_ms: float | None
     histogram: str = ""
+    parts_ms: Mapping[str, float] = field(default_factory=dict)  # mean per successful request
 
     @property
     def error_rate(self) -> float:
@@ -45,6 +46,7 @@ class EndpointStats:
             "p95_ms": self.p95_ms,
             "p99_ms": self.p99_ms,
             "histogram": self.histogram,
+            "parts_ms": dict(self.parts_ms),
         }
 
     @classmethod
@@ -56,6 +58,7 @@ class EndpointStats:
             p95_ms=d.get("p95_ms"),
             p99_ms=d.get("p99_ms"),
             histogram=d.get("histogram", ""),
+            parts_ms=dict(d.get("parts_ms") or {}),
         )
 
 

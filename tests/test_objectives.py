@@ -272,6 +272,46 @@ def test_why_and_how_far_ahead_the_first_break_is() -> None:
     assert "/api/page p(95)&lt;700 ms" in text and first.next in text and "Why: " in text
 
 
+def test_each_endpoint_keeps_its_own_network_device_and_server_time() -> None:
+    """A 3G segment's 4.6 s asset download is no part of its API calls: the recorder keeps
+    each endpoint's mean parts beside the segment's, and they survive the step record."""
+    rec = Recorder(["a"], clock=lambda: 1010.0)
+    rec.open_step(0, 1.0, 40.0, "ramp", warmup_s=0.0, start=1000.0)
+    for i in range(20):
+        for name, total, network in (("/api", 600.0, 500.0), ("/asset", 4700.0, 4600.0)):
+            ctx = {"bp_segment": "a", "bp_lag_ms": 0.0, "bp_window": 0, "bp_network_ms": network}
+            ctx["bp_device_ms"] = 20.0
+            rec.on_request(name=name, response_time=total, context=ctx, start_time=1000.0 + i)
+    rec.close_step(0, 1010.0)
+    seg = rec.result(0, final=True).segments["a"]
+    assert seg.parts_ms["network"] == pytest.approx(2550.0)
+    api = SegmentStep.from_dict(seg.to_dict()).endpoints["/api"]
+    assert api.parts_ms == pytest.approx({"network": 500.0, "device": 20.0, "server": 80.0})
+
+
+def test_why_weighs_an_endpoint_objective_against_that_endpoints_parts() -> None:
+    """The objective crossed names /api/page: the share of it that the segment's own network
+    and device take is that endpoint's, not the mean over every request it made."""
+    run, analysis = three_segments_under_one_objective()
+    name = analysis.first_to_break
+    assert name is not None
+    page_parts = {"network": 123.0, "device": 7.0, "server": 50.0}
+    steps = []
+    for step in run.steps:
+        segs = dict(step.segments)
+        seg = segs[name]
+        endpoints = dict(seg.endpoints)
+        endpoints["/api/page"] = replace(endpoints["/api/page"], parts_ms=page_parts)
+        segs[name] = replace(seg, endpoints=endpoints)
+        steps.append(replace(step, segments=segs))
+    before = explain_all(run.steps, analysis)[name]
+    why = explain_all(steps, analysis)[name]
+    assert before.endpoint is None and "mean per request" in before.text  # no endpoint parts
+    assert why.endpoint == "/api/page" and why.base_ms == page_parts
+    assert why.own_share == pytest.approx(130.0 / 700.0)
+    assert "network 123 ms, device 7 ms, mean per /api/page request" in why.text
+
+
 def test_a_bad_objective_option_is_one_line_exit_2(capsys) -> None:  # type: ignore[no-untyped-def]
     status = main(["plan", "--baseline-rps", "10", "--objective", "page_view<3000"])
     err = capsys.readouterr().err.strip()

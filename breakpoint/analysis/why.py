@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from breakpoint.analysis.findings import Analysis, Level, SegmentAnalysis
+from breakpoint.plan.objectives import PAGE_VIEW
 from breakpoint.plan.steps import same_level
 from breakpoint.results import StepResult
 
@@ -32,6 +33,7 @@ class Why:
     base_multiplier: float
     fail_multiplier: float
     threshold_ms: float  # of the objective crossed (or the p95 SLO)
+    endpoint: str | None = None  # the parts are this endpoint's (its objective crossed)
 
     @property
     def own_share(self) -> float:
@@ -47,7 +49,8 @@ class Why:
             f"at {self.base_multiplier:.3g}X its network and device already took "
             f"{self.own_share:.0%} of the {self.threshold_ms:.0f} ms objective (network "
             f"{self.base_ms.get('network', 0.0):.0f} ms, device "
-            f"{self.base_ms.get('device', 0.0):.0f} ms, mean per request)"
+            f"{self.base_ms.get('device', 0.0):.0f} ms, mean per "
+            f"{self.endpoint + ' ' if self.endpoint else ''}request)"
         )
         then = f"the server's wait grew {grew:+.0f} ms by {self.fail_multiplier:.3g}X"
         return f"{self.part}: {own}; {then}"
@@ -70,18 +73,34 @@ def explain(steps: Sequence[StepResult], seg: SegmentAnalysis) -> Why | None:
     base_step = by_index.get(min(seg.levels[0].steps))
     if fail is None or base_step is None:
         return None
-    fail_parts = dict(fail.segments[seg.profile].parts_ms) if seg.profile in fail.segments else {}
-    base_parts = (
-        dict(base_step.segments[seg.profile].parts_ms) if seg.profile in base_step.segments else {}
-    )
-    if set(base_parts) != set(PART_NAMES) or set(fail_parts) != set(PART_NAMES):
-        return None
     crossed = [o for o in seg.slo.objectives if o.label == seg.breaking.objective]
     threshold = crossed[0].threshold_ms if crossed else seg.slo.p95_ms
+    # An endpoint's objective is weighed against that endpoint's own parts: a 200 KB asset's
+    # download is no part of an API call's time (steps recorded before 2026-11-30 lack them).
+    endpoint = crossed[0].key if crossed and crossed[0].target != PAGE_VIEW else None
+    base_parts, fail_parts = (_parts(step, seg.profile, endpoint) for step in (base_step, fail))
+    if endpoint is not None and not (base_parts and fail_parts):
+        endpoint = None
+        base_parts, fail_parts = (_parts(step, seg.profile, None) for step in (base_step, fail))
+    if set(base_parts) != set(PART_NAMES) or set(fail_parts) != set(PART_NAMES):
+        return None
     own = max(("network", "device"), key=lambda k: base_parts[k])
     share = (base_parts["network"] + base_parts["device"]) / threshold
     part = PART_NAMES[own] if share >= OWN_SHARE_BREAKS else PART_NAMES["server"]
-    return Why(part, base_parts, fail_parts, base_step.multiplier, fail.multiplier, threshold)
+    return Why(
+        part, base_parts, fail_parts, base_step.multiplier, fail.multiplier, threshold, endpoint
+    )
+
+
+def _parts(step: StepResult, profile: str, endpoint: str | None) -> dict[str, float]:
+    """Mean network, server and device time per request of a segment (or of one endpoint)."""
+    seg = step.segments.get(profile)
+    if seg is None:
+        return {}
+    if endpoint is None:
+        return dict(seg.parts_ms)
+    stats = seg.endpoints.get(endpoint)
+    return dict(stats.parts_ms) if stats is not None else {}
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ DEMO_BASELINE_RPS = 40.0
 # call) the least headroom.
 DEMO_OBJECTIVES = (
     Objective(PAGE_VIEW, 95.0, 6000.0, "breakpoint demo"),
-    Objective("/api/page", 95.0, 1500.0, "breakpoint demo"),
-    Objective("/api/search", 95.0, 1500.0, "breakpoint demo"),
+    Objective("/api/page", 95.0, 1000.0, "breakpoint demo"),
+    Objective("/api/search", 95.0, 1000.0, "breakpoint demo"),
 )
 # A synchronous server (gunicorn sync workers: slow readers hold workers) whose service slows
 # with contention, so the wait grows from low load on and each segment's headroom gives it its

@@ -298,10 +298,14 @@ class Recorder(IterationHooks):
         acc.sec_sum_ms[sec] += latency_ms
         network = float(ctx.get("bp_network_ms", 0.0) or 0.0)
         device = float(ctx.get("bp_device_ms", 0.0) or 0.0)
-        parts = acc.parts_sum
-        parts["network"] += network
-        parts["device"] += device
-        parts["server"] += max(0.0, latency_ms - network - device)
+        server = max(0.0, latency_ms - network - device)
+        by_endpoint = acc.endpoint_parts.get(name)
+        if by_endpoint is None:
+            by_endpoint = acc.endpoint_parts[name] = dict.fromkeys(acc.parts_sum, 0.0)
+        for parts in (acc.parts_sum, by_endpoint):
+            parts["network"] += network
+            parts["device"] += device
+            parts["server"] += server
 
     def result(
         self,

@@ -34,6 +34,7 @@ class SegmentAcc:
     parts_sum: dict[str, float] = field(
         default_factory=lambda: {"network": 0.0, "server": 0.0, "device": 0.0}
     )
+    endpoint_parts: dict[str, dict[str, float]] = field(default_factory=dict)  # as parts_sum
     sec_count: list[int] = field(default_factory=list)
     sec_errors: list[int] = field(default_factory=list)
     sec_sum_ms: list[float] = field(default_factory=list)
@@ -106,6 +107,8 @@ def segment_step(
         # An endpoint whose requests all failed has no latency, but it is listed.
         hist = acc.endpoint_hist.get(ep) or new_histogram()
         ep_pct = percentiles_ms(hist)
+        ep_ok = int(hist.get_total_count())
+        ep_parts = acc.endpoint_parts.get(ep, {})
         endpoints[ep] = EndpointStats(
             requests=acc.endpoint_requests.get(ep, 0),
             errors=acc.endpoint_errors.get(ep, 0),
@@ -113,6 +116,7 @@ def segment_step(
             p95_ms=ep_pct["p95_ms"],
             p99_ms=ep_pct["p99_ms"],
             histogram=encode_histogram(hist),
+            parts_ms={k: v / ep_ok for k, v in ep_parts.items()} if ep_ok else {},
         )
     seconds = math.floor(measured_s) if measured_s > 0 else 0
     acc.second(seconds - 1)  # quiet trailing seconds are zeros, not missing
