@@ -3,19 +3,19 @@ under one product-wide objective (docs/design.md#demo).
 
 The demo's target (sync workers whose service slows as more requests are in it, so the wait
 grows from low load on: docs/design.md#contention) and the product-wide objectives of
-`breakpoint demo` (the API's p95 < 1.5 s, page view p95 < 6 s, each profile's client timeout),
-with two segments: android-lowend-3g, whose network already takes about 1 s of each API call, and
-desktop-broadband. The scenario is the bundled shop without its 200 KB asset, so the steps stay
-a few seconds long; the break is on the API's objectives either way.
+`breakpoint demo` (the API's p95 < 1 s, page view p95 < 6 s, each profile's client timeout),
+with two segments: android-lowend-3g, whose own network and device take about 0.57 s of each
+search request at 1X, and desktop-broadband. The scenario is the bundled shop without its 200 KB
+asset, so the steps stay a few seconds long; the break is on the API's objectives either way.
 
-Asserted: 3G is named first, on a latency objective, at a lower multiplier (2.0X-2.6X against
-desktop's 3.0X-4.3X in four tuning runs of this set-up, at 30 or 40 req/s and 3 or 6 s holds),
-and at the level where it first failed desktop held, measured in the same steps (at 40-44% of
-its objective in those runs); the headline calls the order
-certain exactly when the intervals are apart. Not asserted: that they are apart. 3G's p95 crosses
-1.5 s at a shallow angle (1.51 s, 1.52 s, 1.56 s at 3X, 2.75X and 2.64X of 30 req/s in one run),
-so its interval is wide ([1X, 3.8X] there) and in those runs it reached desktop's (3.327X
-against 3.325X at best); issue 16 stays open on that.
+Asserted: 3G is named first, on a latency objective, at a lower multiplier (1.37-1.68X against
+desktop's 2.71-2.87X in three runs of this set-up, seeds 3-5, 56-58 s each, 2026-11-30), and at
+the level where it first failed desktop held, measured in the same steps; the headline calls the
+order certain exactly when the intervals are apart. Not asserted: that they are apart. 3G's
+interval began at 1X and reached 2.14-2.73X, desktop's began at 1.86-1.99X: apart in none of the
+three runs, nor in two with 6 s holds (68 s each). The full demo, which repeats its refinement
+levels and adds separating steps, had them apart in 3 of 3 runs (docs/design.md#demo); issue 16
+stays open on this test.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def test_low_end_3g_breaks_clearly_before_desktop_behind_sync_workers(tmp_path: 
     profiles = apply_objectives(
         resolve_profiles(["android-lowend-3g", "desktop-broadband"]), DEMO_OBJECTIVES
     )
-    # 1X to 4X in whole steps (3G's objective is crossed between 2X and 3X, desktop's between 3X
-    # and 4X), then two refinement levels inside each bracket.
+    # 1X to 4X in whole steps (3G's objective is crossed between 1X and 2X, desktop's between 2X
+    # and 3X), then two refinement levels inside each bracket.
     plan = Plan(
         model="open",
         baseline=40.0,
@@ -76,8 +76,8 @@ def test_low_end_3g_breaks_clearly_before_desktop_behind_sync_workers(tmp_path: 
     assert summary["first_to_break"] == "android-lowend-3g", detail
     segs = {s["profile"]: s for s in summary["segments"]}
     if segs["android-lowend-3g"]["first_fail_multiplier"] == 1.0:
-        # Failed at the lowest level (at 1X its p95 is 85-89% of the objective): below desktop
-        # all the same, and said as such.
+        # Failed at the lowest level (at 1X its search p95 is about 86% of the objective): below
+        # desktop all the same, and said as such.
         assert segs["desktop-broadband"]["last_pass_multiplier"] >= 1.0, detail
         return
     for b in (low, desk):
