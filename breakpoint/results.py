@@ -285,6 +285,13 @@ def _pad(values: Sequence[Any], n: int, fill: Any) -> list[Any]:
     return list(values) + [fill] * (n - len(values))
 
 
+def _mean_parts(weighted: Sequence[tuple[Mapping[str, float], int]]) -> dict[str, float]:
+    """Mean latency parts of several measurements, each weighted by its successful requests."""
+    total = sum(n for _, n in weighted)
+    names = {k for parts, _ in weighted for k in parts}
+    return {k: sum(p.get(k, 0.0) * n for p, n in weighted) / total for k in names} if total else {}
+
+
 def merge_segment_steps(parts: Sequence[SegmentStep]) -> SegmentStep:
     """One segment's step measured by several generator processes, as if measured by one.
 
@@ -297,14 +304,7 @@ def merge_segment_steps(parts: Sequence[SegmentStep]) -> SegmentStep:
     pct = percentiles_ms(hist)
     requests = sum(p.requests for p in parts)
     # Latency parts and means are over successful requests (the histograms hold only those).
-    ok = {id(p): p.requests - p.error_count for p in parts}
-    successes = sum(ok.values())
-    part_names = {k for p in parts for k in p.parts_ms}
-    parts_ms = (
-        {k: sum(p.parts_ms.get(k, 0.0) * ok[id(p)] for p in parts) / successes for k in part_names}
-        if successes
-        else {}
-    )
+    parts_ms = _mean_parts([(p.parts_ms, p.requests - p.error_count) for p in parts])
     endpoints: dict[str, EndpointStats] = {}
     for name in sorted({e for p in parts for e in p.endpoints}):
         mine = [p.endpoints[name] for p in parts if name in p.endpoints]
@@ -317,6 +317,7 @@ def merge_segment_steps(parts: Sequence[SegmentStep]) -> SegmentStep:
             p95_ms=ep_pct["p95_ms"],
             p99_ms=ep_pct["p99_ms"],
             histogram=encode_histogram(ep_hist),
+            parts_ms=_mean_parts([(e.parts_ms, e.requests - e.errors) for e in mine]),
         )
     seconds = max(len(p.series.completed) for p in parts)
     completed = [0] * seconds

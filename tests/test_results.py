@@ -57,6 +57,7 @@ def test_merged_workers_equal_one_process() -> None:
         k: v.requests for k, v in a.endpoints.items()
     }
     assert b.endpoints["/p"].p95_ms == a.endpoints["/p"].p95_ms
+    assert b.endpoints["/s"].parts_ms == pytest.approx(a.endpoints["/s"].parts_ms)
     assert b.series.completed == a.series.completed
     assert merged.generator.workers == 2
 
