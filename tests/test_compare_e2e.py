@@ -8,7 +8,8 @@ are unit-tested in test_compare.py). Without the refinement level the two releas
 2X, where one passes and the other fails: their honest intervals touch there, and one run a side
 cannot show a change beyond the 3% noise band. The base holds 8 workers x 20 ms per request,
 about 291 iterations/s of the shop's mix (mean cost 1.375 x S): with 1X = 120/s it passes 2X and
-is overloaded at 3X, but only by 10-25%, and a 2 s step there passed in about 1 run of 6. With
+is overloaded at 3X, but only by 10-25%, and a 2 s step there passed in about 1 run of 6 (runs
+of this plan from a throwaway script, 2026-11-30, as are the counts below). With
 the cap at 3X such a run held to the cap, [3X, inf), and an identical release that failed at
 2.87X was judged a regression of it (CI, 2026-11-30). The cap at 3.5X puts a clearly overloaded
 level above 3X: its completions show the 3X pass to be a transient (placement's settling check)
