@@ -126,6 +126,9 @@ def analyse_slos(
             name: _segment_fit_closed(closed_fit, name, slo, plan) for name, slo in slos.items()
         }
 
+    held_load = max(
+        (x.load for lv in levels.values() for x in lv if x.passed and not x.saturated), default=0.0
+    )
     segments: dict[str, SegmentAnalysis] = {}
     for name, slo in slos.items():
         lv = levels[name]
@@ -155,6 +158,7 @@ def analyse_slos(
             notes,
             completed_by_step,
             flat_steps,
+            held_load,
         )
         brk, interp = _estimate_break(ctx)
         last_pass, first_fail = bracket(lv)

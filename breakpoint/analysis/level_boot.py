@@ -58,7 +58,8 @@ def _scale(load: float, capacity: float, window_s: float) -> float:
 def relaxed_noise(
     levels: Sequence[Level], obs: Sequence[_Obs], capacity: float, window_s: float
 ) -> LevelNoise | None:
-    """The noise of log p95 at each level: k x sqrt(relaxation time / window).
+    """The noise of log p95 at each level: k x sqrt(relaxation time / window), plus what the
+    window's own sample count leaves (levels.p95_sampling_sd).
 
     A window's p95 averages the queue over the window; the queue forgets its past over its
     relaxation time, which grows as 1 / (1 - sqrt(rho))^2 near saturation, so the spread of
@@ -66,7 +67,9 @@ def relaxed_noise(
     is about 3 times what it is at 9X. k pools K_PRIOR (worth PRIOR_DF repeats) with every
     repeated level of the segment, each divided by its own scale, so a pair of repeats far
     below the break does not set the noise at the break; a level's own repeats are pooled
-    with the result as levels.py does. None without a capacity.
+    with the result as levels.py does. Repeats also differ by their samples: that part is
+    taken out before pooling (far below the capacity, where the queue's scale is tiny, it would
+    otherwise swell k for every level) and added back per level. None without a capacity.
     """
     if capacity <= 0:
         return None
@@ -75,13 +78,18 @@ def relaxed_noise(
     def factor(load: float) -> float:
         return _scale(load, capacity, window_s) * _server_share(usable, load)
 
-    own: list[tuple[float, float, int]] = []  # (load, deviation, degrees of freedom)
+    def sampling(load: float) -> float:
+        here = [o.sampling_sd**2 for o in usable if _same_load(o.load, load)]
+        return float(np.mean(here)) if here else 0.0
+
+    own: list[tuple[float, float, int]] = []  # (load, queue deviation, degrees of freedom)
     weighted = PRIOR_DF * K_PRIOR**2
     for group in _group(usable):
         if len(group) < 2 or group[0].load >= capacity:
             continue  # at or past the capacity a window is a transient: no steady spread
         logs = np.log([_p95(o) for o in group])
         dev = float(np.sum((logs - logs.mean()) ** 2))
+        dev = max(dev - (len(group) - 1) * sampling(group[0].load), 0.0)
         weighted += dev / factor(group[0].load) ** 2
         own.append((group[0].load, dev, len(group) - 1))
     df = sum(d for _, _, d in own)
@@ -90,9 +98,9 @@ def relaxed_noise(
     def variance(load: float) -> float:
         prior = k2 * factor(load) ** 2
         mine = [(dev, d) for at, dev, d in own if _same_load(at, load)]
-        if not mine:
-            return prior
-        return (PRIOR_DF * prior + mine[0][0]) / (PRIOR_DF + mine[0][1])
+        if mine:
+            prior = (PRIOR_DF * prior + mine[0][0]) / (PRIOR_DF + mine[0][1])
+        return prior + sampling(load)
 
     sigma = np.array([max(math.sqrt(variance(lv.load)), MIN_SIGMA_LOG) for lv in levels])
     return LevelNoise(sigma, float(PRIOR_DF + df))

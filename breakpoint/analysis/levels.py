@@ -22,6 +22,7 @@ from breakpoint.analysis.criteria import (
     throughput_shortfall,
 )
 from breakpoint.analysis.findings import Level, QualityWarning
+from breakpoint.analysis.objectives import worst
 from breakpoint.histograms import merge_encoded, percentiles_ms
 from breakpoint.plan.profiles import Slo
 from breakpoint.plan.steps import same_level
@@ -50,6 +51,7 @@ class _Obs:
     received: float = 0.0  # the load the target really got (arrivals in the window), 0: unknown
     segments: int = 1  # segments judged in the step (the trend test's share of its p-value)
     overloaded: bool = False  # completed clearly less than offered (the throughput test)
+    sampling_sd: float = 0.0  # sd of log p95 from the window's own sample count (p95_sampling_sd)
 
     @property
     def rate(self) -> float:
@@ -105,9 +107,36 @@ def _observations(
                 _received(step),
                 len(step.segments),
                 _overloaded(step, seg),
+                p95_sampling_sd(seg, slo),
             )
         )
     return out
+
+
+def p95_sampling_sd(seg: SegmentStep, slo: Slo) -> float:
+    """The standard deviation of log p95 that the window's sample count alone leaves: a p95
+    of 40 requests is nearly their second largest, whatever the queue did.
+
+    The percentile q of n samples moves by sqrt(q (1 - q) / n) in probability; the latency
+    moves by that times the quantile function's slope, theta / (1 - q) for a tail that is
+    exponential between p95 and p99 (theta = (p99 - p95) / ln 5; local, so a bimodal mix of
+    API calls and downloads is read within its upper mode): sd(log Q) = sqrt(q / ((1 - q) n))
+    theta / Q. For the objective that binds (objectives.worst), its endpoint's own samples;
+    0 when unknown. docs/design.md#interval-coverage.
+    """
+    q, n, p95, p99 = 0.95, seg.requests - seg.error_count, seg.p95_ms, seg.p99_ms
+    value = p95
+    if slo.objectives:
+        w = worst(seg, slo.objectives)
+        ep = seg.endpoints.get(w.objective.key) if w is not None else None
+        if w is None or ep is None:
+            return 0.0
+        q, n, value = w.objective.percentile / 100.0, w.samples, w.value_ms
+        p95, p99 = ep.p95_ms, ep.p99_ms
+    if n <= 0 or not p95 or not p99 or not value or p99 <= p95 or not 0.5 < q < 1.0:
+        return 0.0
+    theta = (p99 - p95) / math.log(5.0)
+    return math.sqrt(q / ((1.0 - q) * n)) * theta / value
 
 
 def _received(step: StepResult) -> float:

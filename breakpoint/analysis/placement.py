@@ -66,6 +66,9 @@ class SegmentContext:
     completed: Mapping[int, float] = field(default_factory=dict)
     # The trusted steps whose server queue stayed flat through the window (criteria.queue_flat).
     flat_steps: frozenset[int] = frozenset()
+    # The highest load any segment held at without saturating: the server, shared by every
+    # segment, carried it steadily (a segment failing below it failed on its own headroom).
+    held_load: float = 0.0
 
 
 def _log_interp(
@@ -186,12 +189,15 @@ def _unsteady_pass(ctx: SegmentContext, passing: Level) -> tuple[bool, float]:
 def _capacity(ctx: SegmentContext, levels: Sequence[Level]) -> float:
     """The load the target saturates at, for the noise's scaling: the lowest of the open fit's L,
     the throughput it completed while overloaded (as _unsteady_pass) and the first failing
-    level, but above every level that held without saturating. Erring low errs wide: a fitted L
-    4% too high halves the noise the levels just below the break are given."""
+    level, but above every level that held without saturating, this segment's or another's (the
+    server is shared: a segment whose own network leaves it little headroom fails far below
+    it). Erring low errs wide: a fitted L 4% too high halves the noise the levels just below the
+    break are given."""
     fitted = ctx.sfit.summary.params.get("L") if ctx.sfit.summary.ok else None
     fails = [lv.load for lv in levels if not lv.passed]
     seen = [c for c in (fitted, ctx.ceiling, min(fails) if fails else None) if c]
     held = [lv.load for lv in levels if lv.passed and not lv.saturated]
+    held += [ctx.held_load] if ctx.held_load > 0 else []
     cap = min(seen) if seen else 0.0
     return max(cap, 1.02 * max(held)) if held else cap
 
