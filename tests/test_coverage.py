@@ -17,8 +17,10 @@ from breakpoint.analysis.level_boot import (
     relaxation_s,
     relaxed_noise,
 )
-from breakpoint.analysis.levels import _Obs
-from breakpoint.results import SegmentStep
+from breakpoint.analysis.levels import _Obs, p95_sampling_sd
+from breakpoint.plan.objectives import Objective
+from breakpoint.plan.profiles import Slo
+from breakpoint.results import EndpointStats, SegmentStep
 from breakpoint.sim.coverage import CASES, coverage
 
 BASE = 40.0
@@ -154,3 +156,38 @@ def test_simulated_mm8_interval_covers_the_erlang_truth_at_least_85_percent() ->
     cov = coverage(CASES["mm8"], range(1, 25))
     assert cov.share >= 0.85, [(o.seed, o.low, o.high) for o in cov.outcomes]
     assert math.isfinite(cov.median_width) and cov.median_width / cov.truth < 0.15
+
+
+def test_a_p95_of_few_requests_carries_its_own_sampling_noise() -> None:
+    # 40 requests, p95 1000 ms, p99 1100 ms: theta = 100 / ln 5 = 62 ms of exponential tail, so
+    # sd(log p95) = sqrt(0.95 / (0.05 x 40)) x 62 / 1000 = 0.043; 4000 requests, a tenth of it.
+    seg = SegmentStep("s0", 40, {}, 4.0, 4.0, 500.0, 900.0, 1000.0, 1100.0, 1200.0, 600.0)
+    few = p95_sampling_sd(seg, Slo(1000.0, 0.01))
+    assert math.isclose(few, math.sqrt(0.95 / (0.05 * 40)) * 100 / math.log(5) / 1000)
+    many = p95_sampling_sd(replace(seg, requests=4000), Slo(1000.0, 0.01))
+    assert math.isclose(many, few / 10)
+    assert p95_sampling_sd(replace(seg, p99_ms=1000.0), Slo(1000.0, 0.01)) == 0.0
+    # With objectives, the binding endpoint's own samples: /api/search, 25 of them.
+    eps = {
+        "/api/search": EndpointStats(25, 0, 700.0, 950.0, 1150.0),
+        "/api/page": EndpointStats(400, 0, 300.0, 400.0, 600.0),
+    }
+    objectives = tuple(Objective(k, 95.0, 1000.0, "test") for k in eps)
+    slo = Slo(1000.0, 0.01, objectives=objectives)
+    bound = p95_sampling_sd(replace(seg, requests=425, endpoints=eps), slo)
+    assert math.isclose(bound, math.sqrt(0.95 / (0.05 * 25)) * 200 / math.log(5) / 950)
+
+
+def test_repeats_that_differ_by_their_samples_do_not_swell_the_queue_noise() -> None:
+    # Far below the capacity the queue's scale is tiny; two repeats 4% apart, as their 40
+    # requests each allow, must not be read as queue noise that then applies near the break.
+    levels = [level(m, 800.0) for m in (2.0, 9.0, 9.7)]
+    quiet = [obs(2.0, 800.0, 1), obs(2.0, 832.0, 2), obs(9.0, 800.0, 3)]
+    alone = relaxed_noise(levels, quiet[2:], capacity=400.0, window_s=20.0)
+    sampled = [replace(o, sampling_sd=0.05) for o in quiet[:2]] + quiet[2:]
+    pooled = relaxed_noise(levels, sampled, capacity=400.0, window_s=20.0)
+    assert alone is not None and pooled is not None
+    assert pooled.sigma[2] < alone.sigma[2]  # k pooled with a repeat of no queue noise
+    assert pooled.sigma[0] >= 0.05  # the level's own sampling noise is kept
+    raw = relaxed_noise(levels, quiet, capacity=400.0, window_s=20.0)
+    assert raw is not None and raw.sigma[2] > 1.25 * pooled.sigma[2]
