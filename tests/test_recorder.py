@@ -245,6 +245,15 @@ def test_one_pause_does_not_discard_a_step() -> None:
     assert sustained.bound and "event-loop lag" in sustained.reasons[0]
 
 
+def test_a_stall_of_seconds_discards_the_step() -> None:
+    """A stall of the loop for seconds (a paused machine: 28 s in one demo run) sent no load
+    meanwhile: the step measured the stall, whatever the p95 of the lag samples says."""
+    stalled = summarise_health([("loop_lag_ms", 1.0)] * 40 + [("loop_lag_ms", 28_200.0)])
+    assert stalled.bound and "stood still for 28.2 s" in stalled.reasons[0]
+    short = summarise_health([("loop_lag_ms", 1.0)] * 40 + [("loop_lag_ms", 900.0)])
+    assert not short.bound
+
+
 def test_waiting_for_a_user_while_the_target_is_overloaded_is_the_targets_latency() -> None:
     """When the target completes clearly less than is offered, every user is held by its queue:
     arrivals that wait are timed from their intended start and the step is not flagged; with
