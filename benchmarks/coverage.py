@@ -3,7 +3,9 @@
 See docs/design.md#interval-coverage.
 
 Run: `python benchmarks/coverage.py [--runs N] [--cases mm8,md8] [--hold-s S] [--no-readme]`
-(`--calibrate`: only the window-noise table behind analysis/level_boot.py's prior)
+(`--calibrate`: only the window-noise table behind analysis/level_boot.py's prior; `--cases
+shared8,shared8x7,shared2`: a queue shared by a slow segment breaking far below the capacity
+and a fast one, sim/shared.py, one row per segment, not in the default set)
 (default 200 runs of every case; a few minutes per case on one core). Each run is the real
 search (analysis/search.py) against a queue simulated request by request (sim/queuesim.py:
 Poisson arrivals, FCFS servers, the queue carried from step to step, warm-ups run, the drain
@@ -27,6 +29,7 @@ from _readme import write_section
 from breakpoint.analysis.level_boot import relaxation_s
 from breakpoint.sim.coverage import CASES, Coverage, coverage
 from breakpoint.sim.queuesim import Queue, QueueTarget
+from breakpoint.sim.shared import SHARED_CASES, SLOW, shared_coverage
 
 README = Path(__file__).with_name("README.md")
 HEADING = "## coverage.py"
@@ -46,6 +49,23 @@ def _row(cov: Coverage) -> str:
         f"{cov.median_width:.3f} ({cov.median_width / cov.truth:.1%}) | "
         f"{cov.median_abs_error:.1%} | {placed} |"
     )
+
+
+def _shared_rows(key: str, seeds: range, hold_s: float) -> list[str]:
+    """A shared case's row per segment; on stdout, how often the slow segment was found first
+    and every interval that missed its truth."""
+    case = SHARED_CASES[key]
+    covs, runs = shared_coverage(case, seeds, hold_s=hold_s)
+    first = sum(r.first_to_break == SLOW for r in runs)
+    print(f"{case.title}: the slow segment found first in {first}/{len(runs)} runs")
+    for name, cov in covs.items():
+        for o in cov.outcomes:
+            if not o.covers(cov.truth):
+                print(
+                    f"  miss {name} seed {o.seed}: [{o.low}, {o.high}] against {cov.truth:.3f}"
+                    f" (estimate {o.estimate}, {o.label}, {o.method})"
+                )
+    return [_row(cov) for cov in covs.values()]
 
 
 def calibrate(windows: int = 60, window_s: float = 20.0) -> None:
@@ -84,18 +104,22 @@ def main() -> int:
         calibrate()
         return 0
     keys = [k for k in args.cases.split(",") if k]
-    unknown = [k for k in keys if k not in CASES]
+    unknown = [k for k in keys if k not in CASES and k not in SHARED_CASES]
     if unknown:
-        print(f"coverage.py: unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
+        known = ", ".join([*CASES, *SHARED_CASES])
+        print(f"coverage.py: unknown case {unknown[0]!r}; choose from {known}")
         return 2
     seeds = range(args.first_seed, args.first_seed + args.runs)
     rows = []
     started = time.time()
     for key in keys:
         t0 = time.time()
-        cov = coverage(CASES[key], seeds, hold_s=args.hold_s)
-        rows.append(_row(cov))
-        print(rows[-1], f"({time.time() - t0:.0f} s)", flush=True)
+        if key in SHARED_CASES:
+            mine = _shared_rows(key, seeds, args.hold_s)
+        else:
+            mine = [_row(coverage(CASES[key], seeds, hold_s=args.hold_s))]
+        rows.extend(mine)
+        print("\n".join(mine), f"({time.time() - t0:.0f} s)", flush=True)
     took = time.time() - started
     header = (
         "| case | runs | truth X | interval covers | median width X (% of truth) | "

@@ -74,52 +74,90 @@ class QueueTarget:
         self.now += duration_s
         return t, sojourn, refused
 
-    def step(self, multiplier: float, warmup_s: float, hold_s: float) -> SegmentStep:
-        """One step: its warm-up (discarded), then its measured window, then (if the target
-        fell behind) a pause until its queue drained, as the local runner does."""
+    def window(
+        self, multiplier: float, warmup_s: float, hold_s: float
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """One step's arrivals: its warm-up (discarded), then its measured window, then (if the
+        target fell behind) a pause until its queue drained, as the local runner does.
+        (window start, arrival times, sojourn seconds, refused?)"""
         rate = self.baseline * multiplier
         if warmup_s > 0:
             self._serve(rate, warmup_s)
         start = self.now
         t, sojourn, refused = self._serve(rate, hold_s)
-        done_at = t + sojourn
-        end = start + hold_s
-        # The window's requests are waited for up to the drain deadline; later ones are
-        # unfinished. completed_rps counts those done inside the window.
-        finished = done_at <= end + DRAIN_S
-        ok = finished & ~refused
-        in_window = int((done_at <= end).sum())
-        encoded, pct = _measured(sojourn[ok] * 1000.0)
-        seconds = max(int(hold_s), 1)
-        second = np.minimum((t[finished] - start).astype(int), seconds - 1)
-        completed = np.bincount(second, minlength=seconds)
-        sums = np.bincount(second, weights=sojourn[finished] * 1000.0, minlength=seconds)
-        errs = np.bincount(second, weights=refused[finished], minlength=seconds)
-        refusals = int(refused.sum())
+        in_window = int((t + sojourn <= start + hold_s).sum())
         if len(t) and in_window < SATURATION_RATIO * len(t):
             self.now = max(self.now, *self.free)  # arrivals pause until the queue drained
-        return SegmentStep(
-            segment=SEGMENT,
-            requests=int(finished.sum()),
-            errors={"http_5xx": refusals} if refusals else {},
-            offered_rps=len(t) / hold_s,
-            completed_rps=in_window / hold_s,
-            p50_ms=pct["p50_ms"],
-            p90_ms=pct["p90_ms"],
-            p95_ms=pct["p95_ms"],
-            p99_ms=pct["p99_ms"],
-            max_ms=pct["max_ms"],
-            mean_ms=pct["mean_ms"],
-            histogram=encoded,
-            series=Series(
-                completed=tuple(int(c) for c in completed),
-                errors=tuple(int(e) for e in errs),
-                mean_ms=tuple(
-                    float(x / c) if c else None for x, c in zip(sums, completed, strict=True)
-                ),
+        return start, t, sojourn, refused
+
+    def step(self, multiplier: float, warmup_s: float, hold_s: float) -> SegmentStep:
+        """One step of the single segment SEGMENT."""
+        start, t, sojourn, refused = self.window(multiplier, warmup_s, hold_s)
+        return segment_step(SEGMENT, start, hold_s, t, sojourn, refused)
+
+    def step_segments(
+        self, multiplier: float, warmup_s: float, hold_s: float
+    ) -> dict[str, SegmentStep]:
+        """Every segment's record of one step (here the one segment; sim/shared.py: two)."""
+        return {SEGMENT: self.step(multiplier, warmup_s, hold_s)}
+
+
+def segment_step(
+    name: str,
+    start: float,
+    hold_s: float,
+    t: np.ndarray,
+    sojourn: np.ndarray,
+    refused: np.ndarray,
+    added_ms: float | None = None,
+) -> SegmentStep:
+    """A segment's step record from its arrivals in the window, as the recorder keeps it.
+
+    added_ms: a constant time on top of every sojourn (the segment's emulated network); when
+    given, the record carries the mean parts (network, server, device) as real runs do.
+    """
+    latency = sojourn + added_ms / 1000.0 if added_ms else sojourn
+    done_at = t + latency
+    end = start + hold_s
+    # The window's requests are waited for up to the drain deadline; later ones are
+    # unfinished. completed_rps counts those done inside the window.
+    finished = done_at <= end + DRAIN_S
+    ok = finished & ~refused
+    in_window = int((done_at <= end).sum())
+    encoded, pct = _measured(latency[ok] * 1000.0)
+    seconds = max(int(hold_s), 1)
+    second = np.minimum((t[finished] - start).astype(int), seconds - 1)
+    completed = np.bincount(second, minlength=seconds)
+    sums = np.bincount(second, weights=latency[finished] * 1000.0, minlength=seconds)
+    errs = np.bincount(second, weights=refused[finished], minlength=seconds)
+    refusals = int(refused.sum())
+    parts: dict[str, float] = {}
+    if added_ms is not None and ok.any():
+        server = float(sojourn[ok].mean() * 1000.0)
+        parts = {"network": float(added_ms), "server": server, "device": 0.0}
+    return SegmentStep(
+        segment=name,
+        requests=int(finished.sum()),
+        errors={"http_5xx": refusals} if refusals else {},
+        offered_rps=len(t) / hold_s,
+        completed_rps=in_window / hold_s,
+        p50_ms=pct["p50_ms"],
+        p90_ms=pct["p90_ms"],
+        p95_ms=pct["p95_ms"],
+        p99_ms=pct["p99_ms"],
+        max_ms=pct["max_ms"],
+        mean_ms=pct["mean_ms"],
+        histogram=encoded,
+        parts_ms=parts,
+        series=Series(
+            completed=tuple(int(c) for c in completed),
+            errors=tuple(int(e) for e in errs),
+            mean_ms=tuple(
+                float(x / c) if c else None for x, c in zip(sums, completed, strict=True)
             ),
-            unfinished=int((~finished).sum()),
-        )
+        ),
+        unfinished=int((~finished).sum()),
+    )
 
 
 def run_search(
@@ -135,7 +173,7 @@ def run_search(
         if planned is None:
             break
         hold = max(1.0, math.floor(planned.hold_s))
-        seg = target.step(planned.multiplier, planned.warmup_s, hold)
+        segments = target.step_segments(planned.multiplier, planned.warmup_s, hold)
         result = StepResult(
             index=len(done),
             multiplier=planned.multiplier,
@@ -144,7 +182,7 @@ def run_search(
             started_at=target.now - hold - planned.warmup_s,
             warmup_s=planned.warmup_s,
             measured_s=hold,
-            segments={SEGMENT: seg},
+            segments=segments,
             generator=GeneratorHealth(),
         )
         done.append(result)
