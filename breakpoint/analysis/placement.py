@@ -38,6 +38,10 @@ SETTLE_RELAXATIONS = 2.0
 ERROR_WINDOW = 1.25
 # Without a measured level above the first fail, the levels' bootstrap may reach this far above.
 NO_LEVEL_ABOVE = 0.1
+# A first failing level below this share of the fitted capacity L crossed the objective on the
+# segment's own headroom (a contended server's wait, a slow network): it does not bound the
+# capacity behind the window noise. A saturation break sits at 0.95-1 of L (a fit 4% high: 0.93).
+FAR_BELOW_CAPACITY = 0.8
 # A failing level offered this much above the ceiling (the most the target completed in one
 # saturated window) is past the capacity: the levels' bootstrap never passes it.
 PAST_CEILING = 1.1
@@ -191,11 +195,15 @@ def _capacity(ctx: SegmentContext, levels: Sequence[Level]) -> float:
     the throughput it completed while overloaded (as _unsteady_pass) and the first failing
     level, but above every level that held without saturating, this segment's or another's (the
     server is shared: a segment whose own network leaves it little headroom fails far below
-    it). Erring low errs wide: a fitted L 4% too high halves the noise the levels just below the
-    break are given."""
+    it). The first failing level counts only near the fitted L (FAR_BELOW_CAPACITY): a
+    contended server's wait crosses an objective well below its limit. Erring low errs wide: a
+    fitted L 4% too high halves the noise the levels just below the break are given."""
     fitted = ctx.sfit.summary.params.get("L") if ctx.sfit.summary.ok else None
     fails = [lv.load for lv in levels if not lv.passed]
-    seen = [c for c in (fitted, ctx.ceiling, min(fails) if fails else None) if c]
+    first_fail = min(fails) if fails else None
+    if fitted and first_fail and first_fail < FAR_BELOW_CAPACITY * fitted:
+        first_fail = None  # crossed on the segment's own headroom, far below the fitted limit
+    seen = [c for c in (fitted, ctx.ceiling, first_fail) if c]
     held = [lv.load for lv in levels if lv.passed and not lv.saturated]
     held += [ctx.held_load] if ctx.held_load > 0 else []
     cap = min(seen) if seen else 0.0
