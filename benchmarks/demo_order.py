@@ -51,7 +51,7 @@ def one(seed: int, full: bool, keep: Path | None = None) -> dict[str, Any]:
         and low["multiplier"] < desk["multiplier"]
     )
     apart_desk = low.get("high") is not None and desk.get("low") is not None
-    apart_desk = apart_desk and low["high"] < desk["low"]
+    apart_desk = apart_desk and low["high"] <= desk["low"]  # as analysis/why.py
     return {
         "seed": seed,
         "took_s": took,

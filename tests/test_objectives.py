@@ -428,6 +428,19 @@ def test_clearly_first_needs_every_other_interval_to_begin_above_its_end() -> No
     assert "their 95% intervals are apart, and it breaks clearly before 1 of the 2 others" in (
         first.text
     )
+    # Meeting at one end, at a level where the first failed and the others held: ordered at
+    # 95% all the same (each side's tail beyond it is at most 2.5%).
+    first = lead(
+        _with_breaks(
+            analysis,
+            {
+                a: (1.4, 1.0, 2.0, "bracketed"),
+                b: (2.8, 2.0, 3.0, "bracketed"),
+                c: (2.9, 2.0, 3.2, "bracketed"),
+            },
+        )
+    )
+    assert first is not None and first.apart and first.clearly_first
     # Nothing apart: the order is not a finding.
     first = lead(
         _with_breaks(

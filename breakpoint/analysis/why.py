@@ -206,7 +206,7 @@ def lead(analysis: Analysis) -> Lead | None:
         return None
     a, b = broke[0].breaking, broke[1].breaking
     assert a.multiplier is not None and b.multiplier is not None
-    apart = a.high is not None and b.low is not None and a.high < b.low
+    apart = _ends_below(a.high, [broke[1]])
     beside = _beside(analysis, broke[0], broke[1])
     # Held segments come after every broken one: their break lies above what they held.
     held = [s for s in analysis.segments.values() if s.breaking.label == "not_reached"]
@@ -235,10 +235,15 @@ def lead(analysis: Analysis) -> Lead | None:
 
 
 def _ends_below(high: float | None, rest: Sequence[SegmentAnalysis]) -> bool:
-    """`high` lies below where every one of `rest`'s intervals begins (a segment without a
-    verdict has none, so nothing is apart from it)."""
+    """`high` lies at or below where every one of `rest`'s intervals begins (a segment without
+    a verdict has none, so nothing is apart from it).
+
+    Meeting at one end still orders them at 95%: the first's break lies above that point with
+    at most 2.5%, the other's below it with at most 2.5%. They meet where each interval stops
+    at the neighbouring measured level, a level where the first failed and the other held
+    (docs/design.md#why-first)."""
     return high is not None and all(
-        s.breaking.low is not None and high < s.breaking.low for s in rest
+        s.breaking.low is not None and high <= s.breaking.low for s in rest
     )
 
 
