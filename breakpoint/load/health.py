@@ -67,8 +67,9 @@ def summarise_health(
         reasons.append(f"generator CPU at {cpu_max:.0f}% (limit {CPU_BOUND_PCT:.0f}%)")
     loop_p99, sched_p99 = _p99(loop), _p99(sched)
     # Bound means *sustained* lateness: the p95 of the samples, so that one pause (a garbage
-    # collection, a neighbour's burst) does not discard a step; one stall of seconds does. Arrivals sent late are still
-    # timed from their intended start, so a short pause costs a few late samples, not honesty.
+    # collection, a neighbour's burst) does not discard a step; one stall of seconds does.
+    # Arrivals sent late are still timed from their intended start, so a short pause costs a
+    # few late samples, not honesty.
     loop_p95, sched_p95 = _quantile(loop, 0.95), _quantile(sched, 0.95)
     if loop_p95 > LOOP_LAG_BOUND_MS:
         reasons.append(f"event-loop lag p95 {loop_p95:.0f} ms")
