@@ -158,6 +158,23 @@ def test_a_segment_breaks_at_the_first_objective_it_crosses() -> None:
     assert verdict.objective == "page view p(95)<3000 ms"
     # Too few samples of every objective: no verdict, however many requests there were.
     assert judge(_seg(6000, 600, n=10), slo).passed is None
+    # One objective measured and held, the other with 15 requests: not shown to hold, so no
+    # verdict, and the reason says which (a judged objective that failed still fails).
+    few = _seg(2000, 400)
+    few = replace(
+        few, endpoints={**few.endpoints, "/api/page": EndpointStats(15, 0, 200, 700, 800)}
+    )
+    verdict = judge(few, slo)
+    assert verdict.passed is None and "/api/page p(95)<500 ms: only 15" in verdict.reason
+    assert (
+        judge(
+            replace(
+                few, endpoints={**few.endpoints, PAGE_VIEW_KEY: EndpointStats(40, 0, 1, 3500, 4000)}
+            ),
+            slo,
+        ).passed
+        is False
+    )
 
 
 def test_the_break_names_the_objective_that_crossed() -> None:

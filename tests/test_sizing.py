@@ -19,7 +19,7 @@ from breakpoint.analysis.sizing import (
 )
 from breakpoint.plan.profiles import resolve_profiles
 from breakpoint.plan.steps import Plan, PlannedStep
-from breakpoint.results import SegmentStep, StepResult
+from breakpoint.results import EndpointStats, SegmentStep, StepResult
 
 PLAN = Plan(model="open", baseline=40.0, warmup_s=5.0, hold_s=20.0)
 
@@ -85,3 +85,19 @@ def test_initial_paces_use_the_network_model() -> None:
     assert slow.request_s == pytest.approx(model_request_s(profiles[0], emulate=True))
     assert 1.0 < slow.request_s < paces["desktop-broadband"].request_s * 20
     assert slow.requests_per_load_s == 0.25
+
+
+def test_with_objectives_the_rarest_objective_endpoint_sets_the_rate() -> None:
+    """Each objective is judged on its own endpoint's requests: 12 search requests in 10 s at
+    4 req/s of load, beside 108 others, pace the segment at 0.3 search requests per unit of
+    load, so the hold stretches until search alone is expected to reach EXPECTED_REQUESTS."""
+    paces = [Pace("3g", 1.0, 0.9, 1.0, keys=("/api/search", "/api/page"))]
+    eps = {
+        "/api/search": EndpointStats(12, 0, 800.0, 900.0, 950.0),
+        "/api/page": EndpointStats(108, 0, 500.0, 600.0, 650.0),
+    }
+    seg = SegmentStep("3g", 120, {}, 4.0, 4.0, 1.0, 1.0, 900.0, 1.0, 1.0, 1.0, endpoints=eps)
+    learnt = learn_paces(paces, [StepResult(0, 1.0, 4.0, "ramp", 0.0, 5.0, 10.0, {"3g": seg})])[0]
+    assert learnt.requests_per_load_s == pytest.approx(12 / 10 / 4.0)
+    sized = size_step(_step(), 4.0, [learnt], PLAN)
+    assert sized.step.hold_s == pytest.approx(math.ceil(EXPECTED_REQUESTS / (12 / 10)))

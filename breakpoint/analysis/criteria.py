@@ -198,6 +198,18 @@ def judge(
                 f"{o.label} crossed: p({o.percentile:g}) {w.value_ms:.0f} ms",
                 objective=o.label,
             )
+        # Held only if every objective was measured: one with a few requests in the window
+        # (15 search requests, their p95 over the objective) is not shown to hold.
+        for o in slo.objectives:
+            ep = seg.endpoints.get(o.key)
+            if ep is not None and ep.requests - ep.errors < MIN_OBJECTIVE_REQUESTS:
+                return SegmentVerdict(
+                    None,
+                    reason=(
+                        f"{o.label}: only {ep.requests - ep.errors} successful requests (a "
+                        f"verdict needs {MIN_OBJECTIVE_REQUESTS}); the others held"
+                    ),
+                )
     elif seg.p95_ms is not None and seg.p95_ms > slo.p95_ms:
         return SegmentVerdict(
             False, "latency", f"p95 {seg.p95_ms:.0f} ms > SLO {slo.p95_ms:.0f} ms"

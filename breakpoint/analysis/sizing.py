@@ -8,8 +8,9 @@ EXPECTED_REQUESTS requests (twice the verdict's minimum, so that Poisson noise r
 one short) and to last HOLD_P95_MULTIPLE times its p95 (docs/design.md#step-sizing).
 
 Expected request times and request rates come from the steps already measured (the latest
-trusted step of each segment) and, before any step, from the network model and the traffic
-shares, assuming one request per iteration.
+trusted step of each segment; with objectives, the rate of the rarest objective's endpoint, as
+each is judged on its own requests) and, before any step, from the network model and the
+traffic shares, assuming one request per iteration.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class Pace:
     # A learnt request time is capped here (its SLO, or the model's time if longer): once a
     # segment fails, its growing latency says nothing about how long steps must be.
     cap_s: float = math.inf
+    # Its objectives' endpoints (docs/design.md#objectives): each needs its own requests, so
+    # the rarest one sets the rate once a step has shown the mix.
+    keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,14 @@ def initial_paces(
         per_load = (
             shares[p.name] if model == "open" else shares[p.name] / (request_s + ASSUMED_THINK_S)
         )
+        keys = tuple(dict.fromkeys(o.key for o in p.slo.objectives))
+        # Each objective is judged on its own endpoint's requests; before a step has shown the
+        # mix, each is assumed to get an equal part of them.
+        per_load /= max(len(keys), 1)
         cap = min(max(p.slo.p95_ms / 1000.0, request_s), p.network.timeout_s)
-        paces.append(Pace(p.name, shares[p.name], request_s, per_load, p.network.timeout_s, cap))
+        paces.append(
+            Pace(p.name, shares[p.name], request_s, per_load, p.network.timeout_s, cap, keys)
+        )
     return paces
 
 
@@ -95,6 +105,9 @@ def learn_paces(paces: Sequence[Pace], done: Sequence[StepResult]) -> list[Pace]
             ):
                 continue
             per_load = seg.requests / step.measured_s / step.load
+            seen = [seg.endpoints[k].requests for k in pace.keys if k in seg.endpoints]
+            if seen and min(seen) > 0:
+                per_load = min(seen) / step.measured_s / step.load
             if seg.p95_ms is not None:
                 request_s = min(seg.p95_ms / 1000.0, pace.cap_s)
             break
