@@ -413,7 +413,7 @@ def test_clearly_first_needs_every_other_interval_to_begin_above_its_end() -> No
     )
     assert first is not None and first.clearly_first
     assert first.clearly_before == (b, c) and first.group == ()
-    assert "clearly first: its interval ends below every other segment's begins" in first.text
+    assert "clearly first: its interval ends where or below every other segment's" in first.text
     # Overlapping the next, both apart from the third: the two of them lead, together.
     first = lead(
         _with_breaks(
@@ -458,6 +458,7 @@ def test_clearly_first_needs_every_other_interval_to_begin_above_its_end() -> No
         )
     )
     assert first is not None and first.apart and first.clearly_first
+    assert "their 95% intervals do not overlap (they meet at 2X" in first.text
     # Nothing apart: the order is not a finding.
     first = lead(
         _with_breaks(

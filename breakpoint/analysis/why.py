@@ -143,7 +143,7 @@ class Lead:
     next: str
     first_multiplier: float
     next_multiplier: float
-    apart: bool  # the first's interval ends below the next one's begins
+    apart: bool  # the first's interval ends at or below where the next one's begins
     beside: Beside | None = None
     # The other segments whose interval begins above the first's ends (held ones included:
     # their interval begins at the highest level they held), in break order.
@@ -152,10 +152,15 @@ class Lead:
     # When the first is not clearly ahead of the next: the smallest group of first segments
     # whose intervals all end below every other segment's begins (empty: there is none).
     group: tuple[str, ...] = ()
+    # Where the first's interval ends when the next one's begins there too (apart, meeting),
+    # and whether that level was measured with the first failing and the next holding.
+    meet_at: float | None = None
+    meet_measured: bool = False
 
     @property
     def clearly_first(self) -> bool:
-        """Its interval ends below every other segment's begins: the order is a finding."""
+        """Its interval ends at or below where every other segment's begins: the order is a
+        finding."""
         return self.others > 0 and len(self.clearly_before) == self.others
 
     @property
@@ -168,14 +173,18 @@ class Lead:
         text = (
             f"{self.earlier:.0%} earlier than the next, {self.next} ({self.next_multiplier:.3g}X); "
         )
+        apart = "their 95% intervals are apart"
+        if self.meet_at is not None:
+            where = ", where it failed and the next held" if self.meet_measured else ""
+            apart = f"their 95% intervals do not overlap (they meet at {self.meet_at:.3g}X{where})"
         if self.clearly_first:
             text += (
-                "their 95% intervals are apart; clearly first: its interval ends below every "
-                "other segment's begins"
+                f"{apart}; clearly first: its interval ends where or below every other "
+                "segment's begins"
             )
         elif self.apart:
             text += (
-                f"their 95% intervals are apart, and it breaks clearly before "
+                f"{apart}, and it breaks clearly before "
                 f"{len(self.clearly_before)} of the {self.others} others"
             )
         else:
@@ -221,6 +230,13 @@ def lead(analysis: Analysis) -> Lead | None:
         if len(highs) == size and _ends_below(max(highs), rest):
             group = tuple(s.profile for s in ahead)
             break
+    meet = a.high if apart and a.high is not None and a.high == b.low else None
+    measured = meet is not None and any(
+        same_level(x.multiplier, meet) and not x.passed for x in broke[0].levels
+    )
+    measured = measured and any(
+        same_level(x.multiplier, meet) and x.passed for x in broke[1].levels
+    )
     return Lead(
         broke[0].profile,
         broke[1].profile,
@@ -231,6 +247,8 @@ def lead(analysis: Analysis) -> Lead | None:
         clearly,
         len(others),
         () if apart else group,
+        meet,
+        measured,
     )
 
 
