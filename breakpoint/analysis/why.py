@@ -231,12 +231,7 @@ def lead(analysis: Analysis) -> Lead | None:
             group = tuple(s.profile for s in ahead)
             break
     meet = a.high if apart and a.high is not None and a.high == b.low else None
-    measured = meet is not None and any(
-        same_level(x.multiplier, meet) and not x.passed for x in broke[0].levels
-    )
-    measured = measured and any(
-        same_level(x.multiplier, meet) and x.passed for x in broke[1].levels
-    )
+    measured = meet is not None and _failed_and_held(broke[0], broke[1], meet)
     return Lead(
         broke[0].profile,
         broke[1].profile,
@@ -250,6 +245,12 @@ def lead(analysis: Analysis) -> Lead | None:
         meet,
         measured,
     )
+
+
+def _failed_and_held(first: SegmentAnalysis, after: SegmentAnalysis, at: float) -> bool:
+    """Was `at` measured with `first` failing there and `after` holding?"""
+    failed = any(same_level(x.multiplier, at) and not x.passed for x in first.levels)
+    return failed and any(same_level(x.multiplier, at) and x.passed for x in after.levels)
 
 
 def _ends_below(high: float | None, rest: Sequence[SegmentAnalysis]) -> bool:
